@@ -1,0 +1,1 @@
+"""The warmth-accuracy benchmark, speed benchmarks, and the end-to-end reproduction."""

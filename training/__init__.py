@@ -1,0 +1,1 @@
+"""Warm/cold data, LoRA SFT, detector fine-tuning and activation probes."""
