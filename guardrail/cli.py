@@ -20,8 +20,10 @@ app = typer.Typer(
 # Modules that add their commands to `app` through a `register(app)` function.
 COMMAND_MODULES = [
     "guardrail.commands",  # check, serve, serve-model
-    "training.commands",  # train-detector, warm-tune, probe
-    "benchmarks.commands",  # bench, bench compare, reproduce
+    "training.detector_commands",  # train-detector
+    "training.commands",  # warm-tune, warmth, probe
+    "benchmarks.commands",  # bench, bench compare
+    "benchmarks.reproduce_commands",  # reproduce
 ]
 
 
