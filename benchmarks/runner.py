@@ -1,0 +1,182 @@
+"""Run the paper's protocol against one target: every task x question x template x context, resumable.
+
+Answers go to the store the moment they arrive; scoring, the optional guard and the optional LLM judge
+run after each chunk and again for anything left unscored by an earlier, interrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from benchmarks.prompts import CONTEXTS, build_messages, build_prompt, check_names
+from benchmarks.scoring import LLMJudge, Scorer
+from benchmarks.store import Record, RunStore, make_key
+from benchmarks.tasks import Item, load_task
+
+
+def _chunk_size(target: Any) -> int:
+    if hasattr(target, "max_in_flight"):
+        return max(32, 4 * int(target.max_in_flight))
+    return max(16, 4 * int(getattr(target, "batch_size", 8)))
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), transient=False)
+
+
+def score_pending(store: RunStore, target: str, scorer: Scorer, items: dict[tuple[str, str], Item],
+                  keys: Optional[set[str]] = None) -> int:
+    """Score answers not yet scored (or left 'unscored' because a judge was missing). Returns how many."""
+    recs = [r for r in store.records(target, where="(scored=0 OR method='unscored')")
+            if keys is None or r.key in keys]
+    recs = [r for r in recs if (r.task, r.question_id) in items]
+    if not recs:
+        return 0
+    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], [r.answer for r in recs])
+    store.set_scores((r.key, s.correct, s.refused, s.method) for r, s in zip(recs, scores))
+    return len(recs)
+
+
+def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
+                  items: dict[tuple[str, str], Item], keys: Optional[set[str]] = None) -> int:
+    """Apply the guard to every answer that has not been through it, and score the guarded answer."""
+    recs = [r for r in store.records(target, where="guard_action IS NULL")
+            if (keys is None or r.key in keys) and (r.task, r.question_id) in items]
+    if not recs:
+        return 0
+    guarded, actions = [], []
+    for r in recs:
+        try:
+            v = guard.check(r.prompt, r.answer)
+            guarded.append(getattr(v, "text", None) or r.answer)
+            actions.append((str(getattr(v, "action", "pass")), str(getattr(v, "status", "ok"))))
+        except Exception as exc:  # a failing guard must not lose the answer: record it as an error
+            guarded.append(r.answer)
+            actions.append(("error", f"error: {type(exc).__name__}"))
+    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], guarded)
+    store.set_guard((r.key, g, s.correct, s.refused, a, st) for r, g, s, (a, st) in zip(recs, guarded, scores, actions))
+    return len(recs)
+
+
+def judge_pending(store: RunStore, target: str, judge: LLMJudge, items: dict[tuple[str, str], Item],
+                  keys: Optional[set[str]] = None) -> int:
+    recs = [r for r in store.records(target, where="judge_correct IS NULL")
+            if (keys is None or r.key in keys) and (r.task, r.question_id) in items]
+    if not recs:
+        return 0
+    verdicts = judge.judge_batch([items[(r.task, r.question_id)] for r in recs], [r.answer for r in recs])
+    store.set_judge((r.key, v) for r, v in zip(recs, verdicts))
+    return len(recs)
+
+
+def run_benchmark(
+    target: Any,
+    *,
+    tasks: Sequence[str] = ("embedded",),
+    templates: Sequence[str] = ("original", "incorrect"),
+    contexts: Optional[Sequence[str]] = None,
+    n: Optional[int] = None,
+    seed: int = 0,
+    out: str | Path = "runs/bench",
+    guard: Any = None,
+    system: Optional[str] = None,
+    progress: bool = True,
+    scorer: Optional[Scorer] = None,
+    judge: Optional[LLMJudge] = None,
+    task_paths: Optional[dict[str, str | Path]] = None,
+) -> Path:
+    """Ask ``target`` every question of ``tasks`` (``n`` per task, sampled by ``seed``) under each template
+    and context, writing into the store at ``out`` (shared by several targets, keyed by ``target.label``).
+
+    Re-running the same call resumes: stored answers are never asked again. Returns the run folder.
+    """
+    contexts = tuple(contexts) if contexts else CONTEXTS
+    templates = tuple(templates)
+    check_names(templates, contexts)
+    if not templates:
+        raise ValueError("templates is empty: pass at least one of original, original_neutral, incorrect, correct.")
+    label = getattr(target, "label", None)
+    if not label or not hasattr(target, "answer_batch"):
+        raise TypeError("target must have a .label and .answer_batch(conversations); use LocalTarget, "
+                        "HTTPTarget or CallableTarget.")
+    system = system if system is not None else getattr(target, "system", None)
+    run_dir = Path(out)
+    store = RunStore(run_dir)
+    scorer = scorer or Scorer()
+    try:
+        config = dict(target.describe()) if hasattr(target, "describe") else {"kind": type(target).__name__}
+        config["system"] = system
+        store.register_target(label, config)
+
+        items_by_task = {t: load_task(t, n=n, seed=seed, path=(task_paths or {}).get(t)) for t in tasks}
+        for its in items_by_task.values():
+            store.put_items(its)
+        items = {(it.task, it.question_id): it for its in items_by_task.values() for it in its}
+
+        work = []  # (key, item, template, context, prompt)
+        for its in items_by_task.values():
+            for it in its:
+                for tpl in templates:
+                    for ctx in contexts:
+                        key = make_key(label, it.task, it.question_id, tpl, ctx, seed)
+                        work.append((key, it, tpl, ctx, build_prompt(it, tpl, ctx, seed)))
+        scope = {w[0] for w in work}
+        done = store.existing_keys(scope)
+        pending = [w for w in work if w[0] not in done]
+        _write_run_json(run_dir, store, label, tasks, templates, contexts, n, seed)
+
+        # Anything an earlier run stored but did not finish scoring or guarding.
+        score_pending(store, label, scorer, items, scope)
+        chunk = _chunk_size(target)
+        with _progress(progress) as bar:
+            task_id = bar.add_task(f"{label}", total=len(work), completed=len(work) - len(pending)) if bar else None
+            for start in range(0, len(pending), chunk):
+                part = pending[start : start + chunk]
+                convs = [build_messages(p, system) for _, _, _, _, p in part]
+
+                def on_answer(i: int, text: str, part=part) -> None:
+                    key, it, tpl, ctx, prompt = part[i]
+                    store.put_answer(target=label, task=it.task, question_id=it.question_id, template=tpl,
+                                     context=ctx, seed=seed, prompt=prompt, answer=text, system=system)
+                    if bar is not None:
+                        bar.advance(task_id)
+
+                target.answer_batch(convs, on_answer)
+                keys = {w[0] for w in part}
+                score_pending(store, label, scorer, items, keys)
+                if guard is not None:
+                    guard_pending(store, label, guard, scorer, items, keys)
+                if judge is not None:
+                    judge_pending(store, label, judge, items, keys)
+        score_pending(store, label, scorer, items, scope)
+        if guard is not None:
+            guard_pending(store, label, guard, scorer, items, scope)
+        if judge is not None:
+            judge_pending(store, label, judge, items, scope)
+    finally:
+        store.close()
+    return run_dir
+
+
+def _write_run_json(run_dir: Path, store: RunStore, label: str, tasks, templates, contexts, n, seed) -> None:
+    """A human-readable note of what each target in this folder was asked (the store is the truth)."""
+    path = run_dir / "run.json"
+    meta = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    meta["runs"][label] = {"tasks": list(tasks), "templates": list(templates), "contexts": list(contexts),
+                           "n": n, "seed": seed, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta["targets"] = store.targets()
+    path.write_text(json.dumps(meta, indent=2))
+
+
+def load_records(run_dir: str | Path, target: Optional[str] = None) -> list[Record]:
+    with RunStore(run_dir, create=False) as store:
+        return store.records(target)
