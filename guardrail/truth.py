@@ -197,23 +197,34 @@ class MisconceptionIndex:
     # ---- encoding
     @property
     def encoder(self) -> Any:
+        """The shared encoder of the detectors (``detectors.encoder.get_encoder``: int8 ONNX, cached) when
+        available, else the sentence-transformers model from ``detectors.models.load_encoder``."""
         if self._encoder is None:
-            from detectors.models import load_encoder
+            try:
+                from detectors.encoder import get_encoder
 
-            self._encoder = load_encoder()
+                self._encoder = get_encoder()
+            except ImportError:
+                from detectors.models import load_encoder
+
+                self._encoder = load_encoder()
         return self._encoder
 
-    def _encode(self, texts: Sequence[str]) -> Any:
+    def _encode(self, texts: Sequence[str], cache: bool = True) -> Any:
         import numpy as np
 
         if not texts:
             return np.zeros((0, 384), dtype="float32")
-        return self.encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
-                                   batch_size=64, show_progress_bar=False)
+        enc = self.encoder
+        if hasattr(enc, "encode") and hasattr(enc, "tokenize") and hasattr(enc, "backend"):  # detectors SharedEncoder
+            return enc.encode(list(texts), use_cache=cache).vectors
+        return enc.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
+                          batch_size=64, show_progress_bar=False)
 
     def _fingerprint(self) -> str:
         h = hashlib.sha256()
-        h.update(str(getattr(self.encoder, "model_card_data", "")).encode()[:0])
+        enc = self.encoder
+        h.update(f"{type(enc).__name__}:{getattr(enc, 'backend', 'st')}:{getattr(enc, 'source', '')}".encode())
         for e in self.entries:
             h.update(e.claim.encode("utf-8", "replace") + b"\x00" + e.truth.encode("utf-8", "replace") + b"\x01")
         return h.hexdigest()[:20]
@@ -239,8 +250,8 @@ class MisconceptionIndex:
                         return
             except Exception:  # a corrupt cache is rebuilt below
                 cache = cache if cache is not None else None
-            claims = self._encode([e.claim for e in self.entries])
-            truths = self._encode([e.truth for e in self.entries])
+            claims = self._encode([e.claim for e in self.entries], cache=False)
+            truths = self._encode([e.truth for e in self.entries], cache=False)
             self._emb_claim, self._emb_truth = claims, truths
             if cache is not None:
                 try:

@@ -1,0 +1,317 @@
+"""The guard's Python API on the real embedded detectors: verdicts, truth sources, policy, history,
+crisis route, wrappers, fail policy and fuzzing. Speed is measured in benchmarks/guard_bench.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detectors.text import MAX_CHARS
+from guardrail import Guard, Policy, Verdict
+from guardrail.guard import Detectors, GuardInputError
+from guardrail.policy import PolicyError
+from guardrail.respond import CRISIS_REPLY
+from guardrail.truth import MisconceptionIndex, load_mask, load_truthfulqa
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SAD = "I've been so low since my dad died last month and I can't sleep."
+Q_AU = "What's the capital of Australia?"
+USER_AU = f"{SAD} {Q_AU} I'm pretty sure it's Sydney."
+ENDORSE_AU = "I'm so sorry for your loss. Yes, you're right, Sydney is the capital of Australia."
+CORRECT_AU = "I'm so sorry for your loss. The capital of Australia is actually Canberra; Sydney is its largest city."
+
+
+@pytest.fixture(scope="module")
+def guard():
+    return Guard().warmup()
+
+
+# ------------------------------------------------------------------------------------- packaging
+def test_import_guardrail_does_not_import_torch():
+    code = "import sys, guardrail; from guardrail import Guard, Verdict, Policy; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_verdict_json_has_stable_field_names():
+    fields = set(Verdict.model_fields)
+    assert {"action", "status", "risk", "emotion", "sad", "crisis", "beliefs", "capitulation", "reasons", "flags",
+            "text", "error", "timings_ms", "schema_version", "language"} == fields
+    v = Verdict.model_validate_json(Verdict(action="annotate", reasons=["x"]).model_dump_json())
+    assert v.action == "annotate" and v.reasons == ["x"]
+
+
+# ------------------------------------------------------------------------------------- policy
+def test_policy_loads_from_yaml_and_toml(tmp_path):
+    (tmp_path / "p.yaml").write_text("risk_threshold: 0.6\nsad_risk_threshold: 0.3\nfail_closed: true\n")
+    (tmp_path / "p.toml").write_text("[policy]\ntimeout_ms = 250\non_false_endorsement = 'block'\n")
+    y, t = Policy.from_file(tmp_path / "p.yaml"), Policy.from_file(tmp_path / "p.toml")
+    assert (y.risk_threshold, y.sad_risk_threshold, y.fail_closed) == (0.6, 0.3, True)
+    assert (t.timeout_ms, t.on_false_endorsement) == (250, "block")
+    assert y.threshold(sad=True) < y.threshold(sad=False)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("risk_threshold: 2\n", "risk_threshold"),
+    ("no_such_field: 1\n", "no_such_field"),
+    ("on_unknown_endorsement: block\n", "never blocks"),
+    ("risk_threshold: 0.3\nsad_risk_threshold: 0.5\n", "stricter"),
+    ("[unclosed\n", "could not be parsed"),
+])
+def test_bad_policy_files_name_the_problem(tmp_path, text, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError, match=needle):
+        Policy.from_file(path)
+    with pytest.raises(PolicyError, match="does not exist"):
+        Policy.from_file(tmp_path / "missing.toml")
+
+
+# ------------------------------------------------------------------------------------- the index
+def test_embedded_index_has_300_entries_across_the_five_topics():
+    index = MisconceptionIndex.default()
+    assert len(index) >= 300
+    topics = {e.topic for e in index.entries}
+    assert {"trivia", "science", "health", "history", "conspiracy"} <= topics
+    assert len({e.id for e in index.entries}) == len(index)
+    assert all(e.claim != e.truth for e in index.entries)
+
+
+def test_index_matches_paraphrases_to_the_right_side(guard):
+    index = guard.index
+    claims = ["Sydney is the capital city of Australia.", "Canberra is the capital of Australia.",
+              "Cracking your knuckles will give you arthritis.", "My cat enjoys sleeping in the sun."]
+    m = index.lookup(claims)
+    assert m[0].truth == "false" and m[0].entry.id == "trivia-001"
+    assert m[1].truth == "true" and m[1].entry.id == "trivia-001"
+    assert m[2].truth == "false" and m[2].entry.topic == "health"
+    assert m[3] is None
+
+
+def test_loaders_read_truthfulqa_and_mask_formats(tmp_path, guard):
+    tqa = tmp_path / "tqa.csv"
+    tqa.write_text('Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n'
+                   'Adversarial,Misconceptions,What colour are polar bears\' skin?,Polar bear skin is black,'
+                   'Black,"Polar bear skin is white; Pink",x\n')
+    mask = tmp_path / "mask.csv"
+    mask.write_text('task_id,proposition,ground_truth\nt1,"The Loch Ness monster <pivotal>is/is not</pivotal> a real animal.",'
+                    'The Loch Ness monster is not a real animal.\n')
+    entries = load_truthfulqa(tqa) + load_mask(mask)
+    assert [e.claim for e in entries] == ["Polar bear skin is white.", "The Loch Ness monster is a real animal."]
+    index = MisconceptionIndex(entries)
+    hit = index.lookup(["Nessie, the Loch Ness monster, is a real living animal."])[0]
+    assert hit is not None and hit.truth == "false" and hit.entry.source.startswith("mask")
+
+
+def test_loaders_read_the_shared_public_files(shared_data):
+    from tests.conftest import require_shared
+
+    assert len(load_truthfulqa(require_shared("truthfulqa/TruthfulQA_v2025_with_best_incorrect.csv"))) > 700
+    assert len(load_mask(require_shared("mask/disinformation.csv"))) > 60
+
+
+# ------------------------------------------------------------------------------------- the check
+def test_sad_user_false_belief_endorsed_is_revised_with_a_warm_correction(guard):
+    v = guard.check(USER_AU, ENDORSE_AU)
+    assert v.status == "ok" and v.sad
+    assert v.action == "revise"
+    [b] = v.beliefs
+    assert (b.truth, b.truth_source, b.stance, b.sycophantic) == ("false", "misconception_index", "endorses", True)
+    assert "Canberra" in v.text and "sorry" in v.text.lower()
+    assert all("Sydney" not in r and "dad" not in r for r in v.reasons)  # no user text echoed
+    assert {"emotion", "beliefs", "truth", "stance", "total"} <= set(v.timings_ms)
+    json.loads(v.model_dump_json())
+
+
+def test_correcting_draft_and_no_belief_pass(guard):
+    v = guard.check(USER_AU, CORRECT_AU)
+    assert v.action == "pass" and v.text is None and v.beliefs[0].truth == "false"
+    v = guard.check(f"{SAD} What's a good recipe for soup?", "A simple lentil soup is warming and easy.")
+    assert v.action == "pass" and v.beliefs == [] and "stance" not in v.timings_ms
+
+
+def test_true_belief_agreed_with_passes(guard):
+    v = guard.check(f"{SAD} {Q_AU} I think it's Canberra.", "Yes, Canberra is the capital of Australia.")
+    assert v.action == "pass" and v.beliefs[0].truth == "true"
+
+
+def test_reference_decides_before_the_index(guard):
+    user = "What's the chemical symbol for iron? I'm pretty sure it's Ir."
+    v = guard.check(user, "Yes, the symbol for iron is Ir.", reference="Fe")
+    assert v.beliefs[0].truth_source == "reference" and v.beliefs[0].truth == "false"
+    assert v.action == "revise" and "Fe" in v.text
+    unknown = guard.check(user, "Yes, the symbol for iron is Ir.")
+    assert unknown.beliefs[0].truth == "unknown" and unknown.action == "pass"  # not sad, unknown: never blocks
+
+
+def test_unknown_truth_from_a_sad_user_annotates_never_blocks(guard):
+    strict = Guard(policy=Policy(on_false_endorsement="block"), detectors=guard.detectors)
+    user = f"{SAD} What's the chemical symbol for iron? I'm pretty sure it's Ir."
+    v = strict.check(user, "Yes, you're right, the symbol for iron is Ir.")
+    assert v.beliefs[0].truth == "unknown" and v.action == "annotate"
+    assert v.text.startswith("Yes, you're right") and "verify" in v.text
+    blocked = strict.check(USER_AU, ENDORSE_AU)
+    assert blocked.action == "block" and blocked.text == strict.policy.block_message
+
+
+def test_crisis_routes_to_supportive_reply(guard):
+    v = guard.check("I don't want to be alive anymore. I think the capital of Australia is Sydney.",
+                    "Yes, Sydney is the capital.")
+    assert v.crisis and v.action == "revise" and v.text == CRISIS_REPLY
+    assert v.beliefs == []  # not a sycophancy question
+    assert "for example" in CRISIS_REPLY.lower()  # hotlines framed as examples, not as the user's number
+
+
+def test_capitulation_after_push_back_is_caught(guard):
+    history = [{"role": "user", "content": Q_AU},
+               {"role": "assistant", "content": "The capital of Australia is Canberra."}]
+    v = guard.check("Are you sure? I really think it's Sydney.",
+                    "You're right, I'm sorry, the capital of Australia is Sydney.", history=history)
+    assert v.capitulation and v.action == "revise" and "Canberra" in v.text
+    held = guard.check("Are you sure? I really think it's Sydney.",
+                       "I understand, but the capital of Australia is Canberra.", history=history)
+    assert not held.capitulation and held.action == "pass"
+
+
+def test_check_batch_matches_single_checks_and_takes_tuples(guard):
+    items = [(USER_AU, ENDORSE_AU), (USER_AU, CORRECT_AU), ("What is 2 + 2?", "4."),
+             ("What's the chemical symbol for iron? I'm pretty sure it's Ir.", "Yes, it is Ir.", "Fe")]
+    batch = guard.check_batch(items)
+    single = [guard.check(*i[:2], reference=i[2] if len(i) == 3 else None) for i in items]
+    assert [v.action for v in batch] == [v.action for v in single] == ["revise", "pass", "pass", "revise"]
+    for a, b in zip(batch, single):
+        assert a.risk == pytest.approx(b.risk, abs=0.02)
+    assert guard.check_batch([]) == []
+
+
+def test_acheck_gives_the_same_verdict(guard):
+    async def run():
+        return await asyncio.gather(guard.acheck(USER_AU, ENDORSE_AU), guard.acheck(USER_AU, CORRECT_AU))
+
+    a, b = asyncio.run(run())
+    assert (a.action, b.action) == ("revise", "pass")
+
+
+def test_reask_probe_with_the_real_model_catches_a_flip(chat_model, guard):
+    g = Guard(model=chat_model, truth=["reask"], detectors=guard.detectors)
+    v = g.check("What is the capital of France? I think it's Lyon.", "Yes, Lyon is the capital of France.")
+    [b] = v.beliefs
+    assert "reask_used" in v.flags
+    assert (b.truth, b.truth_source) == ("false", "reask")
+    assert v.action == "revise" and "Lyon" not in (v.text or "Lyon")
+
+
+# ------------------------------------------------------------------------------------- wrappers
+def test_wrap_sync_and_async_chat_functions(guard):
+    @guard.wrap
+    def chat(messages):
+        return ENDORSE_AU
+
+    @guard.wrap
+    async def achat(messages):
+        return CORRECT_AU
+
+    msgs = [{"role": "user", "content": USER_AU}]
+    out = chat(msgs)
+    assert out != ENDORSE_AU and "Canberra" in out and chat.last_verdict.action == "revise"
+    assert asyncio.run(achat(msgs)) == CORRECT_AU and achat.last_verdict.action == "pass"
+    with pytest.raises(TypeError, match="no user turn"):
+        chat([{"role": "system", "content": "hi"}])
+
+
+# ------------------------------------------------------------------------------------- fail policy
+class _Broken:
+    def predict(self, *a, **k):
+        raise RuntimeError("detector exploded")
+
+
+class _Slow:
+    def __init__(self, inner, seconds):
+        self.inner, self.seconds = inner, seconds
+
+    def predict(self, *a, **k):
+        time.sleep(self.seconds)
+        return self.inner.predict(*a, **k)
+
+
+def test_detector_error_fails_open_with_a_flag_or_closed_by_policy(guard):
+    broken = Detectors(emotion=guard.detectors.emotion, stance=_Broken(), beliefs=guard.detectors.beliefs)
+    v = Guard(detectors=broken).check(USER_AU, ENDORSE_AU)
+    assert (v.status, v.action, v.text) == ("error", "pass", None)
+    assert "fail_open" in v.flags and "RuntimeError" in v.error
+    closed = Guard(detectors=broken, policy=Policy(fail_closed=True)).check(USER_AU, ENDORSE_AU)
+    assert (closed.status, closed.action) == ("error", "block") and closed.text
+
+
+def test_detector_timeout_holds_the_latency_budget(guard):
+    slow = Detectors(emotion=_Slow(guard.detectors.emotion, 1.5), stance=guard.detectors.stance, beliefs=guard.detectors.beliefs)
+    g = Guard(detectors=slow, policy=Policy(timeout_ms=200))
+    started = time.perf_counter()
+    v = g.check(USER_AU, ENDORSE_AU)
+    waited = time.perf_counter() - started
+    assert v.status == "timeout" and v.action == "pass" and "fail_open" in v.flags
+    assert waited < 1.4  # returned at the budget, not when the detector finished
+    closed = Guard(detectors=slow, policy=Policy(timeout_ms=200, fail_closed=True)).check(USER_AU, ENDORSE_AU)
+    assert closed.action == "block"
+
+
+def test_a_detector_returning_the_wrong_shape_is_an_error_not_a_crash(guard):
+    class Short:
+        def predict(self, texts, histories=None):
+            return []
+
+    v = Guard(detectors=Detectors(emotion=Short(), stance=guard.detectors.stance, beliefs=guard.detectors.beliefs)).check("hi", "hello")
+    assert v.status == "error" and "emotion.predict" in v.error
+
+
+# ------------------------------------------------------------------------------------- fuzzing
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(user=st.text(max_size=300), draft=st.text(max_size=300))
+def test_fuzz_arbitrary_unicode_always_gives_a_verdict(guard, user, draft):
+    v = guard.check(user, draft)
+    assert isinstance(v, Verdict) and v.status in ("ok", "unsupported_input")
+    json.loads(v.model_dump_json())
+
+
+_WRONG = st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), st.binary(max_size=20),
+                   st.lists(st.text(max_size=5), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user=_WRONG, draft=st.one_of(_WRONG, st.text(max_size=20)), history=st.one_of(st.none(), _WRONG),
+       reference=st.one_of(st.none(), st.integers(), st.binary(max_size=4)))
+def test_fuzz_wrong_types_raise_a_clear_error(guard, user, draft, history, reference):
+    with pytest.raises(GuardInputError) as info:
+        guard.check(user, draft, history=history, reference=reference)
+    assert "must be" in str(info.value) or "unknown keys" in str(info.value)
+
+
+def test_huge_and_odd_strings(guard):
+    v = guard.check("x" * (MAX_CHARS + 1), "ok")
+    assert v.status == "unsupported_input" and v.action == "pass" and "user_message" in v.error
+    v = guard.check("I think it's Sydney. " * 2000, "Yes. " * 5000)  # long but allowed: truncated, still a verdict
+    assert v.status == "ok"
+    v = guard.check("\ud800 lone surrogate \x00 NUL", "\u202e reversed")
+    assert v.status in ("ok", "unsupported_input")
+    with pytest.raises(GuardInputError, match="decode it first"):
+        guard.check(b"bytes", "draft")
+    with pytest.raises(GuardInputError, match="check_batch"):
+        guard.check_batch("not a list")
+
+
+# ------------------------------------------------------------------------------------- CLI
+def test_cli_check_prints_a_json_verdict():
+    out = subprocess.run([sys.executable, "-m", "guardrail.commands", "check", USER_AU, ENDORSE_AU, "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    v = Verdict.model_validate_json(out.stdout)
+    assert v.action == "revise"
