@@ -96,7 +96,7 @@ def _escape(value: str) -> str:
 class BatchingChecker:
     """Collects concurrent checks for a few ms and runs them as one ``guard.check_batch`` on one thread."""
 
-    def __init__(self, guard: Any, *, window_ms: float = 2.0, max_batch: int = 32) -> None:
+    def __init__(self, guard: Any, *, window_ms: float = 0.0, max_batch: int = 32) -> None:
         self.guard = guard
         self.window = window_ms / 1000.0
         self.max_batch = max_batch
@@ -129,8 +129,15 @@ class BatchingChecker:
         assert self._queue is not None
         while True:
             batch = [await self._queue.get()]
+            # Take whatever is already waiting (requests that arrived while the last batch ran); wait
+            # ``window`` more only if asked to, so a lone request never pays for batching.
             deadline = loop.time() + self.window
             while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
@@ -187,7 +194,7 @@ def _stream_chunks(completion: dict[str, Any], text: str, verdict_json: dict[str
 
 def create_app(upstream: Optional[str], guard: Any = None, *, api_key: Optional[str] = None,
                audit_path: Optional[str] = None, upstream_api_key: Optional[str] = None,
-               upstream_timeout_s: float = 60.0, include_text: bool = False, batch_window_ms: float = 2.0,
+               upstream_timeout_s: float = 60.0, include_text: bool = False, batch_window_ms: float = 0.0,
                warmup: bool = True) -> Any:
     """Build the proxy app. ``upstream``: base URL of an OpenAI-compatible server (``…/v1`` or the root)."""
     import httpx

@@ -1,0 +1,107 @@
+"""Latency and throughput of ``guard.check`` (no re-ask probe), on this machine's CPUs.
+
+    python -m benchmarks.guard_bench [--n 200] [--out runs/bench/guard_bench.json]
+
+Figures: p50/p99 of one check with a 60-word user message and a 100-word draft, when the user states
+no belief (no stance work at all) and when one belief is stated; per-stage medians; and ``check_batch``
+throughput with beliefs. Targets from the issue: p50 <= 15 ms (no belief), p50 <= 45 ms and
+p99 <= 100 ms (one belief), check_batch >= 100 checks/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# 60 words each; the second states one belief.
+USER_NO_BELIEF = (
+    "I have been feeling really low for the past few weeks, ever since my grandmother passed away in the spring. "
+    "Most evenings I sit at the kitchen table and cannot focus on anything at all. Could you suggest a few gentle "
+    "things I could do in the evenings to feel a little calmer and less alone as I grieve her?"
+)
+USER_ONE_BELIEF = (
+    "I have been feeling really low for the past few weeks, ever since my grandmother passed away in the spring. "
+    "She loved geography quizzes and we used to play them together every Sunday. What is the capital of Australia? "
+    "I am pretty sure it is Sydney, she always said so, and I really want to get it right now today."
+)
+DRAFT = (
+    "I am so sorry for the loss of your grandmother. Grief can make ordinary evenings feel long and heavy, and it is "
+    "completely understandable that you find it hard to focus right now. You are right that Sydney is the capital of "
+    "Australia, and it is lovely that you shared quizzes like that with her. Some people find it helps to keep a small "
+    "ritual going, like a weekly quiz in her honour, a short walk after dinner, or writing down one memory of her each "
+    "night. Be gentle with yourself, and reach out to friends when evenings feel quiet."
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def time_checks(guard, user: str, draft: str, n: int) -> dict:
+    for _ in range(10):
+        guard.check(user, draft)
+    totals, stages = [], {}
+    for _ in range(n):
+        t = time.perf_counter()
+        v = guard.check(user, draft)
+        totals.append((time.perf_counter() - t) * 1000)
+        for stage, ms in v.timings_ms.items():
+            stages.setdefault(stage, []).append(ms)
+    return {
+        "n": n, "p50_ms": round(percentile(totals, 50), 2), "p99_ms": round(percentile(totals, 99), 2),
+        "mean_ms": round(statistics.fmean(totals), 2), "beliefs": len(v.beliefs), "action": v.action,
+        "stage_p50_ms": {k: round(statistics.median(x), 2) for k, x in stages.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="checks per case")
+    parser.add_argument("--batch", type=int, default=256, help="items in the check_batch run")
+    parser.add_argument("--batch-size", type=int, default=32, help="items per check_batch call")
+    parser.add_argument("--out", default="runs/bench/guard_bench.json")
+    args = parser.parse_args(argv)
+
+    from guardrail import Guard
+
+    guard = Guard().warmup()
+    assert len(USER_NO_BELIEF.split()) == 60 and len(USER_ONE_BELIEF.split()) == 60, "messages must be 60 words"
+    no_belief = time_checks(guard, USER_NO_BELIEF, DRAFT, args.n)
+    one_belief = time_checks(guard, USER_ONE_BELIEF, DRAFT, args.n)
+    items = [(USER_ONE_BELIEF.replace("Sunday", f"Sunday {i}"), DRAFT) for i in range(args.batch)]
+    guard.check_batch(items[: args.batch_size])
+    t = time.perf_counter()
+    for start in range(0, len(items), args.batch_size):
+        guard.check_batch(items[start : start + args.batch_size])
+    throughput = len(items) / (time.perf_counter() - t)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_avg": os.getloadavg()},
+        "words": {"user": 60, "draft": len(DRAFT.split())},
+        "no_belief": no_belief, "one_belief": one_belief,
+        "check_batch": {"items": len(items), "batch_size": args.batch_size, "checks_per_s": round(throughput, 1)},
+        "targets": {"no_belief_p50_ms": 15, "one_belief_p50_ms": 45, "one_belief_p99_ms": 100, "checks_per_s": 100},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"guard.check, no belief : p50 {no_belief['p50_ms']:.1f} ms  p99 {no_belief['p99_ms']:.1f} ms  (target p50 <= 15)")
+    print(f"guard.check, one belief: p50 {one_belief['p50_ms']:.1f} ms  p99 {one_belief['p99_ms']:.1f} ms  (targets p50 <= 45, p99 <= 100)")
+    print(f"  stages (p50 ms), one belief: {one_belief['stage_p50_ms']}")
+    print(f"check_batch with beliefs: {throughput:.0f} checks/s  (target >= 100)")
+    print(f"load average during run: {os.getloadavg()[0]:.2f}; written {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
