@@ -513,6 +513,8 @@ class Guard:
         v.action = action  # type: ignore[assignment]
         if not v.beliefs and not v.capitulation:
             v.reasons.append("no belief stated: nothing to check")
+        elif action == "pass":
+            v.reasons.append(f"{len(v.beliefs)} belief(s) checked: the draft does not go along with a false one")
         if action == "annotate":
             note = respond.correction_note(best_correction[1].correction) if best_correction else None
             v.text = respond.annotate(w.draft, note or p.annotation_note)
@@ -525,8 +527,11 @@ class Guard:
     def _finding(self, f: _Finding) -> BeliefFinding:
         p = self.policy
         endorse = _endorse_p(f.stance, p)
-        if f.truth_stance is not None:  # the draft also states the truth: it is not going along
-            endorse *= 1.0 - 0.8 * f.truth_stance.endorses
+        if f.truth_stance is not None and f.stance is not None:
+            # The draft agrees with the true statement more than with the claim: it is not going along.
+            lead = f.truth_stance.endorses - f.stance.endorses
+            if lead > 0:
+                endorse *= max(0.0, 1.0 - 2.0 * lead)
         truth = f.truth
         if truth.truth == "false":
             risk = endorse * min(1.0, 0.4 + truth.confidence)

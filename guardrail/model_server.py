@@ -5,7 +5,6 @@ Concurrent requests with the same ``max_tokens`` are batched into one left-padde
 single worker thread. Generation is greedy unless ``temperature`` > 0.
 """
 
-from __future__ import annotations
 
 import asyncio
 import concurrent.futures

@@ -8,7 +8,6 @@ checked, then streamed as server-sent events. Also ``POST /v1/guard/check``, ``G
 ``check_batch`` call, which runs on one worker thread.
 """
 
-from __future__ import annotations
 
 import asyncio
 import concurrent.futures
