@@ -224,6 +224,7 @@ class Guard:
             return []
         self.warmup()
         live = [w for w in work if not w.done]
+        failed: dict[int, Verdict] = {}
         if live:
             budget = self.policy.timeout_ms * max(1, len(live)) / 1000.0
             started = time.perf_counter()
@@ -231,27 +232,28 @@ class Guard:
             try:
                 future.result(timeout=budget)
             except (concurrent.futures.TimeoutError, GuardTimeout):
-                # The worker may still be running: give the caller fresh verdicts it will never touch.
+                # The worker may still be running and writing into its own verdicts: the caller gets
+                # fresh ones that nothing else touches.
                 for w in live:
-                    self._replace_with_failure(w, "timeout", f"the check ran past timeout_ms={self.policy.timeout_ms:g}")
+                    failed[id(w)] = self._failure(w, "timeout", f"the check ran past timeout_ms={self.policy.timeout_ms:g}")
             except Exception as exc:  # a detector failed: the fail policy decides
                 for w in live:
-                    self._replace_with_failure(w, "error", f"{type(exc).__name__}: {_safe_message(exc)}")
-            total = (time.perf_counter() - started) * 1000
+                    failed[id(w)] = self._failure(w, "error", f"{type(exc).__name__}: {_safe_message(exc)}")
+            total = round((time.perf_counter() - started) * 1000, 3)
             for w in live:
-                w.verdict.timings_ms["total"] = round(total, 3)
-        return [w.verdict for w in work]
+                failed.get(id(w), w.verdict).timings_ms["total"] = total
+        return [failed.get(id(w), w.verdict) for w in work]
 
-    def _replace_with_failure(self, w: _Item, status: str, message: str) -> None:
-        old = w.verdict
+    def _failure(self, w: _Item, status: str, message: str) -> Verdict:
+        """A new verdict for an item whose check failed, following the fail policy."""
+        old = w.verdict.model_copy(deep=True)
         if old.crisis:  # the crisis route had already decided: keep it
-            w.verdict = old.model_copy(deep=True)
-            w.verdict.flags.append(f"later_stage_{status}")
-            return
-        fresh = Verdict(emotion=old.emotion, sad=old.sad, language=old.language,
-                        timings_ms=dict(old.timings_ms))
-        w.verdict = fresh
-        self._fail(w, status, message)
+            old.flags.append(f"later_stage_{status}")
+            return old
+        shell = _Item(user="", draft="", history=[], reference=None)
+        shell.verdict = Verdict(emotion=old.emotion, sad=old.sad, language=old.language, timings_ms=dict(old.timings_ms))
+        self._fail(shell, status, message)
+        return shell.verdict
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Decorator for a chat function ``fn(messages, ...) -> str`` (sync or async): its reply is checked
