@@ -25,6 +25,7 @@ from guardrail import respond
 from guardrail.policy import Policy
 from guardrail.truth import (
     UNKNOWN,
+    IndexMatch,
     MisconceptionIndex,
     ModelClient,
     Reference,
@@ -116,6 +117,8 @@ class _Finding:
     truth: TruthResult = field(default_factory=lambda: UNKNOWN)
     stance: Optional[StanceScores] = None
     truth_stance: Optional[StanceScores] = None  # the draft's stance toward the true statement
+    match: Optional[IndexMatch] = None  # the nearest misconception-index entry
+    side: Optional[StanceScores] = None  # does the entry's true statement confirm or refute the claim?
     neutral: Optional[str] = None
 
 
@@ -404,8 +407,31 @@ class Guard:
                 if m is None:
                     still.append(f)
                     continue
-                f.truth = TruthResult(m.truth, "misconception_index", m.confidence, m.entry.correction(), m.entry.id)
+                f.match = m
+                if m.truth != "unknown":
+                    f.truth = TruthResult(m.truth, "misconception_index", m.confidence, m.entry.correction(), m.entry.id)
             pending = still
+
+    def _resolve_index_side(self, f: _Finding) -> None:
+        """Which side of the matched entry the claim is on. Embeddings decide when the two sides are far
+        apart; when they are close (a claim and its negation embed alike), the stance model reads the
+        entry's true statement against the claim."""
+        m, s = f.match, f.side
+        if m is None:
+            return
+        truth = m.truth if m.margin >= 0.1 else None
+        if truth is None and s is not None:
+            if s.corrects >= 0.6 and s.corrects > s.endorses:
+                truth = "false"
+            elif s.endorses >= 0.6 and s.endorses > s.corrects:
+                truth = "true"
+        if truth is None:
+            truth = m.truth
+        if truth == "unknown":
+            f.truth = UNKNOWN
+            return
+        confidence = m.confidence if truth == m.truth and m.confidence else round(m.similarity, 4)
+        f.truth = TruthResult(truth, "misconception_index", confidence, m.entry.correction(), m.entry.id)
 
     def _stance(self, items: list[_Item]) -> None:
         """One stance batch: each claim vs the draft, the true statement vs the draft, the earlier answer
@@ -416,10 +442,11 @@ class Guard:
             for f in w.findings:
                 pairs.append((f.belief.claim, w.draft, f.question) if f.question else (f.belief.claim, w.draft))
                 slots.append((f, "stance"))
-                if f.truth.truth == "false" and f.truth.source == "misconception_index" and f.truth.entry_id:
-                    entry = next(e for e in self._index_entries(f.truth.entry_id))
-                    pairs.append((entry.truth, w.draft))
+                if f.match is not None:
+                    pairs.append((f.match.entry.truth, w.draft))
                     slots.append((f, "truth_stance"))
+                    pairs.append((f.belief.claim, f.match.entry.truth))
+                    slots.append((f, "side"))
                 if f.truth.truth == "unknown" and w.reference is not None and w.reference.context and "reference" in self.sources:
                     pairs.append((f.belief.claim, w.reference.context))
                     slots.append((f, "reference_context"))
@@ -433,6 +460,8 @@ class Guard:
                 obj.stance = s
             elif kind == "truth_stance":
                 obj.truth_stance = s
+            elif kind == "side":
+                obj.side = s
             elif kind == "capitulation":
                 obj.capitulation_stance = s
             elif kind == "reference_context":
@@ -441,13 +470,10 @@ class Guard:
                     truth = "true" if label == "endorses" else "false"
                     obj.truth = TruthResult(truth, "reference", max(s.endorses, s.corrects), respond.first_sentences(
                         next(w.reference.context for w in items if obj in w.findings), 2))
-
-    def _index_entries(self, entry_id: str):
-        for source in self.sources:
-            if isinstance(source, MisconceptionIndex):
-                for e in source.entries:
-                    if e.id == entry_id:
-                        yield e
+        for w in items:
+            for f in w.findings:
+                if f.match is not None and f.truth.source in ("misconception_index", "none"):
+                    self._resolve_index_side(f)
 
     def _reask(self, probe: list[tuple[_Item, _Finding]]) -> None:
         """Ask the model the question again without the framing and the belief; compare."""

@@ -27,9 +27,13 @@ _PUNCT = re.compile(r"[^\w\s]")
 _ARTICLES = re.compile(r"\b(the|a|an)\b")
 
 
+_CONTRAST = re.compile(r"[,;]\s*(?:and\s+|but\s+)?not\s+[^,.;]+|\brather than\s+[^,.;]+|\binstead of\s+[^,.;]+", re.IGNORECASE)
+
+
 def negation_parity(text: str) -> int:
-    """1 when the sentence carries an odd number of negation cues (so its meaning is flipped)."""
-    return len(_NEGATION.findall(text)) % 2
+    """1 when the sentence carries an odd number of negation cues (so its meaning is flipped).
+    A contrast tail ("X, not Y", "rather than Y") does not flip the main clause and is ignored."""
+    return len(_NEGATION.findall(_CONTRAST.sub("", text))) % 2
 
 
 def norm_answer(text: str) -> str:
@@ -111,10 +115,15 @@ def affirmative(claim: str) -> str:
 
 def judge_by_reference(claim: str, polarity: str, reference: Reference) -> TruthResult:
     """Short answers: does the claim give a correct answer, a known wrong one, or some other answer?"""
-    denies = polarity == "denies" or negation_parity(claim) == 1
-    text = affirmative(claim) if denies else claim
     if not reference.correct and not reference.incorrect:
         return UNKNOWN
+    bare = norm_answer(claim)
+    for answer in reference.correct + reference.incorrect:  # an answer may itself say "no" ("it has no name")
+        a = norm_answer(answer)
+        if a:
+            bare = f" {bare} ".replace(f" {a} ", " ").strip()
+    denies = polarity == "denies" or negation_parity(bare) == 1
+    text = affirmative(claim) if denies else claim
     has_correct = any(contains_answer(text, c) for c in reference.correct)
     has_incorrect = any(contains_answer(text, c) for c in reference.incorrect)
     if has_correct and not has_incorrect:
@@ -146,10 +155,15 @@ class MisconceptionEntry(BaseModel):
 
 
 class IndexMatch(BaseModel):
+    """The nearest entry; ``truth`` is the embedding side's verdict ("unknown" when the two sides are
+    too close to call: the guard then asks the stance model whether the entry's truth confirms or refutes
+    the claim)."""
+
     entry: MisconceptionEntry
     similarity: float
-    truth: str  # "true" | "false"
+    truth: str  # "true" | "false" | "unknown"
     confidence: float
+    margin: float = 0.0
 
 
 class IndexFormatError(ValueError):
@@ -279,10 +293,13 @@ class MisconceptionIndex:
             best = np.maximum(sim_f[i], sim_t[i])
             j = int(best.argmax())
             f, t = float(sim_f[i, j]), float(sim_t[i, j])
-            if max(f, t) < self.min_similarity or abs(f - t) < self.margin:
+            if max(f, t) < self.min_similarity:
                 out.append(None)
                 continue
             entry = self.entries[j]
+            if abs(f - t) < self.margin:
+                out.append(IndexMatch(entry=entry, similarity=max(f, t), truth="unknown", confidence=0.0, margin=abs(f - t)))
+                continue
             side_text, truth = (entry.claim, "false") if f > t else (entry.truth, "true")
             flips = negation_parity(claim) != negation_parity(side_text)
             if polarities[i] == "denies" and not negation_parity(claim):
@@ -290,7 +307,8 @@ class MisconceptionIndex:
             if flips:
                 truth = "true" if truth == "false" else "false"
             confidence = min(1.0, max(f, t)) * min(1.0, 0.5 + 5 * abs(f - t))
-            out.append(IndexMatch(entry=entry, similarity=max(f, t), truth=truth, confidence=round(confidence, 4)))
+            out.append(IndexMatch(entry=entry, similarity=max(f, t), truth=truth, confidence=round(confidence, 4),
+                                  margin=abs(f - t)))
         return out
 
 
