@@ -210,3 +210,87 @@ def cache_report() -> dict[str, Any]:
         report["encoder"] = None
         report["encoder_error"] = str(exc)
     return report
+
+
+# --- Detector support (appended): ONNX Runtime sessions and other shared objects, cached per process. ---
+
+
+def cached_object(key: tuple[str, ...], factory: Any) -> Any:
+    """Build ``factory()`` once per process under ``key`` (shared encoders, detector heads, sessions)."""
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = factory()
+        return _loaded[key]
+
+
+def onnx_threads() -> int:
+    """Threads for ONNX Runtime: ``$GUARDRAIL_THREADS`` or the machine's cores (at most 8)."""
+    value = os.environ.get("GUARDRAIL_THREADS")
+    if value and value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def load_onnx_session(path: str | Path, *, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session for ``path``, loaded once per process."""
+    path = str(Path(path).resolve())
+    threads = threads or onnx_threads()
+
+    def build() -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    return cached_object(("onnx", path, str(threads)), build)
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """A fast Hugging Face tokenizer for a local model folder, loaded once per process."""
+    path = str(path)
+
+    def build() -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
+
+    return cached_object(("tokenizer", path), build)
+
+
+def load_cross_encoder(adapter_dir: str | Path, *, num_labels: int, trainable: bool = False, merge: bool = True) -> tuple[Any, Any]:
+    """(model, tokenizer) of a sequence-pair classifier: the embedded encoder with a LoRA adapter and head.
+
+    ``adapter_dir`` holds a peft adapter (``adapter_config.json``); the base is the encoder named in its
+    ``base_model_name_or_path`` if that is a local folder, else the embedded encoder. Inference models
+    (``trainable=False``) are merged and cached per process.
+    """
+    adapter_dir = Path(adapter_dir)
+
+    def build() -> tuple[Any, Any]:
+        import json as _json
+
+        from peft import PeftModel
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        config = _json.loads((adapter_dir / "adapter_config.json").read_text())
+        base_name = config.get("base_model_name_or_path") or ""
+        base_path = base_name if base_name and Path(base_name).is_dir() else encoder_path(None)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the pooler/classifier 'newly initialised' notice: the adapter supplies them
+        try:
+            base = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=num_labels)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
+        if merge and not trainable:
+            model = model.merge_and_unload()
+        model.eval()
+        return model, AutoTokenizer.from_pretrained(base_path)
+
+    if trainable:
+        return build()
+    return cached_object(("cross-encoder", str(adapter_dir.resolve()), str(num_labels)), build)

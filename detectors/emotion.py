@@ -1,0 +1,175 @@
+"""Emotion of a user message: sadness, anger, joy, fear, overall distress, and a separate crisis flag.
+
+The scores come from a small calibrated MLP head over the shared MiniLM sentence vector
+(``detectors.encoder``), so the message is encoded once for every detector that needs it. Default
+weights live in ``detectors/weights/emotion/`` (trained on GoEmotions + CARER, see its README);
+``EmotionDetector(path=DIR)`` loads weights written by ``guardrail train-detector emotion``.
+
+The crisis flag (self-harm or suicidal intent) is not a trained class: it combines written cue
+patterns with embedding similarity to written crisis and non-crisis prototypes (e.g. "this homework
+is killing me" is a non-crisis prototype), so idioms do not trip it and paraphrases still do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from detectors import models
+from detectors.encoder import get_encoder
+from detectors.text import validate_text
+from detectors.types import EmotionScores
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_PATH = WEIGHTS_DIR / "emotion"
+CRISIS_FILE = WEIGHTS_DIR / "crisis.json"
+HISTORY_TURNS = 3
+HISTORY_WEIGHT = 0.6  # how much an earlier sad turn carries into the current one
+
+
+class WeightsError(ValueError):
+    """A weights folder is missing files or is for another detector; the message names the fix."""
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
+
+
+class _Head:
+    """The numpy MLP head: relu(x W1 + b1) W2 + b2, then per-output Platt calibration."""
+
+    def __init__(self, folder: Path) -> None:
+        config_path, head_path = folder / "config.json", folder / "head.npz"
+        if not config_path.is_file() or not head_path.is_file():
+            raise WeightsError(
+                f"{folder} has no emotion weights (config.json + head.npz): pass the --out folder of "
+                f"`guardrail train-detector emotion`, or no path for the defaults."
+            )
+        self.config = json.loads(config_path.read_text())
+        if self.config.get("kind") != "emotion-mlp":
+            raise WeightsError(f"{folder} holds {self.config.get('kind')!r} weights, not emotion weights.")
+        arrays = np.load(head_path)
+        self.w1, self.b1, self.w2, self.b2 = (arrays[k] for k in ("w1", "b1", "w2", "b2"))
+        self.a, self.b = arrays["platt_a"], arrays["platt_b"]
+        self.targets: list[str] = list(self.config["targets"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
+        return _sigmoid(self.a * (hidden @ self.w2 + self.b2) + self.b)
+
+
+class CrisisScorer:
+    """Self-harm / suicidal-intent score in [0, 1] from cue patterns and prototype similarity."""
+
+    def __init__(self, encoder_name: str | None = None) -> None:
+        spec = json.loads(CRISIS_FILE.read_text())
+        self.positive: list[str] = spec["positive"]
+        self.negative: list[str] = spec["negative"]
+        self.scale, self.margin = float(spec["scale"]), float(spec["margin"])
+        self.patterns = [re.compile(p, re.IGNORECASE) for p in spec["patterns"]]
+        self.idioms = [re.compile(p, re.IGNORECASE) for p in spec["idioms"]]
+        self.encoder_name = encoder_name
+        self._pos: np.ndarray | None = None
+        self._neg: np.ndarray | None = None
+
+    def _prototypes(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pos is None:
+            encoder = get_encoder(self.encoder_name)
+            self._pos = encoder.encode(self.positive).vectors
+            self._neg = encoder.encode(self.negative).vectors
+        return self._pos, self._neg  # type: ignore[return-value]
+
+    def pattern_hit(self, text: str) -> bool:
+        if not any(p.search(text) for p in self.patterns):
+            return False
+        cleaned = text
+        for idiom in self.idioms:
+            cleaned = idiom.sub(" ", cleaned)
+        return any(p.search(cleaned) for p in self.patterns)
+
+    def score(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros(0)
+        pos, neg = self._prototypes()
+        sim_pos = (vectors @ pos.T).max(1)
+        sim_neg = (vectors @ neg.T).max(1)
+        similarity = _sigmoid(self.scale * (sim_pos - np.maximum(sim_neg, 0.0) - self.margin))
+        hits = np.array([self.pattern_hit(t) for t in texts], dtype=float)
+        # a cue pattern is strong evidence; similarity alone needs a clear margin over the idioms
+        return np.where(hits > 0, np.maximum(similarity, 0.9), similarity * 0.95)
+
+
+class EmotionDetector:
+    """``predict(texts, histories=None) -> list[EmotionScores]`` (see the module docstring)."""
+
+    def __init__(self, path: str | Path | None = None, *, encoder: str | None = None) -> None:
+        folder = Path(path).expanduser() if path is not None else DEFAULT_PATH
+        if path is not None and not folder.is_dir():
+            raise WeightsError(f"emotion weights folder {folder} does not exist: pass the --out folder of train-detector.")
+        self.path = folder
+        self.head: _Head = models.cached_object(("emotion-head", str(folder.resolve())), lambda: _Head(folder))
+        self.encoder_name = encoder or None
+        self.crisis = models.cached_object(("crisis-scorer", str(encoder)), lambda: CrisisScorer(encoder))
+        self.crisis_threshold = float(self.head.config.get("crisis_threshold", 0.5))
+
+    def _probabilities(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
+        probs = self.head(vectors) if len(vectors) else np.zeros((0, len(self.head.targets)))
+        out = {name: probs[:, j] for j, name in enumerate(self.head.targets)}
+        for name in ("sadness", "anger", "joy", "fear"):
+            out.setdefault(name, np.zeros(len(vectors)))
+        if "distress" not in out:  # a user head without it: any of the negative emotions
+            out["distress"] = 1 - (1 - out["sadness"]) * (1 - out["anger"]) * (1 - out["fear"])
+        return out
+
+    def predict(self, texts: Sequence[str], histories: Sequence[Sequence[str]] | None = None) -> list[EmotionScores]:
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of str: wrap one message as [message].")
+        clean = [validate_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+        if histories is not None and len(histories) != len(clean):
+            raise ValueError(f"histories has {len(histories)} entries for {len(clean)} texts: pass one list per text.")
+        past: list[list[str]] = []
+        for i, history in enumerate(histories or [[] for _ in clean]):
+            if isinstance(history, str):
+                raise TypeError(f"histories[{i}] must be a list of earlier user turns, not a str.")
+            turns = [validate_text(t, f"histories[{i}][{j}]") for j, t in enumerate(history)]
+            past.append([t for t in turns[-HISTORY_TURNS:] if t.strip()])
+        if not clean:
+            return []
+        encoder = get_encoder(self.encoder_name)
+        flat = clean + [t for turns in past for t in turns]
+        encoded = encoder.encode(flat)
+        probs = self._probabilities(encoded.vectors)
+        crisis = self.crisis.score(flat, encoded.vectors)
+        empty = np.array([not t.strip() for t in flat])
+        for name in probs:
+            probs[name] = np.where(empty, 0.0, probs[name])
+        crisis = np.where(empty, 0.0, crisis)
+
+        results, offset = [], len(clean)
+        for i in range(len(clean)):
+            row = {name: float(values[i]) for name, values in probs.items()}
+            crisis_score = float(crisis[i])
+            n = len(past[i])
+            if n:
+                idx = slice(offset, offset + n)
+                weights = HISTORY_WEIGHT ** np.arange(n, 0, -1)  # recent turns count more
+                for name in ("sadness", "fear", "anger", "distress"):
+                    earlier = float((probs[name][idx] * weights).sum() / weights.sum())
+                    row[name] = max(row[name], HISTORY_WEIGHT * earlier)
+                crisis_score = max(crisis_score, 0.9 * float(crisis[idx].max()))
+                offset += n
+            results.append(EmotionScores(
+                sadness=_unit(row["sadness"]), anger=_unit(row["anger"]), joy=_unit(row["joy"]),
+                fear=_unit(row["fear"]), distress=_unit(row["distress"]),
+                crisis=crisis_score >= self.crisis_threshold, crisis_score=_unit(crisis_score),
+                truncated=bool(encoded.truncated[i]),
+            ))
+        return results
+
+
+def _unit(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))

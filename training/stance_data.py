@@ -1,0 +1,235 @@
+"""Stance data: NLI pairs mapped to stance labels, and task data built from TruthfulQA, TriviaQA and MASK.
+
+NLI (``../shared/data/nli``): entailment -> endorses, contradiction -> corrects, neutral -> ignores.
+e-SNLI dev and ANLI dev train; e-SNLI test is held out for the benchmark.
+
+Task data: each source item gives a question, a true claim and a false claim. For a claim C (true or
+false) and the opposite claim O, drafts are written from templates whose label follows from what the
+draft asserts about C, whatever C's truth:
+- endorses: agreement ("You're absolutely right, ..."), a restatement of C, warm validation, advice
+  given inside C as a premise ("Since C, here is what to do ..."), an answer that asserts C;
+- corrects: C repeated in order to refute it ("You said C, but actually O"), or O asserted plainly;
+- hedges: doubt about C without taking a side;
+- ignores: comfort with no content, or an answer about another item.
+Drafts from the embedded chat model are labelled by which answer string they contain (TriviaQA's short
+answers make that reliable) in ``chat_drafts``. Items are split by question (no question is in both
+splits). MASK rows carry a do-not-train canary, so MASK items go to the held-out split only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from detectors.beliefs import _rewrite
+from detectors.data import shared_file
+
+NLI_MAP = {"entailment": "endorses", "contradiction": "corrects", "neutral": "ignores"}
+
+
+@dataclass
+class StanceExample:
+    claim: str
+    draft: str
+    label: str
+    question: str | None = None
+    source: str = ""
+    template: str = ""
+
+
+def load_nli(name: str, limit: int | None = None, seed: int = 0) -> list[StanceExample]:
+    """An NLI file from ``nli/`` (e.g. 'esnli_test') as stance examples: premise = draft, hypothesis = claim."""
+    rows = []
+    with shared_file(f"nli/{name}.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            label = NLI_MAP.get(str(row.get("label")).lower())
+            if label is None or not row.get("premise") or not row.get("hypothesis"):
+                continue
+            rows.append(StanceExample(claim=row["hypothesis"], draft=row["premise"], label=label, source=name))
+    if limit is not None and limit < len(rows):
+        rows = random.Random(seed).sample(rows, limit)
+    return rows
+
+
+@dataclass
+class Item:
+    """One question with a true and a false claim (and short answers when the source has them)."""
+
+    question: str
+    true_claim: str
+    false_claim: str
+    true_answer: str | None = None
+    false_answer: str | None = None
+    source: str = ""
+
+
+def _sentence(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
+
+
+def truthfulqa_items() -> list[Item]:
+    items = []
+    with shared_file("truthfulqa/TruthfulQA.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            wrong = [a.strip() for a in row["Incorrect Answers"].split(";") if a.strip()]
+            best = row["Best Answer"].strip()
+            if not wrong or not best or best.lower().startswith(("i have no comment", "no comment")):
+                continue
+            items.append(Item(row["Question"].strip(), _sentence(best), _sentence(wrong[0]), source="truthfulqa"))
+    return items
+
+
+def _short_answer(answers: list[str]) -> str | None:
+    for answer in answers:
+        if answer.isascii() and re.search(r"[A-Za-z0-9]", answer) and len(answer) <= 40 and "(" not in answer:
+            return answer.strip()
+    return None
+
+
+def triviaqa_items(limit: int = 1200, seed: int = 0) -> list[Item]:
+    rows = []
+    with shared_file("triviaqa/triviaqa_dpr_dev.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                answer = _short_answer(row.get("answers") or [])
+                if answer and row.get("question", "").strip().endswith("?"):
+                    rows.append((row["question"].strip(), answer))
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    rows = rows[:limit]
+    answers = [a for _, a in rows]
+    items = []
+    for i, (question, answer) in enumerate(rows):
+        wrong = answers[(i + 1 + rng.randrange(len(answers) - 1)) % len(answers)]
+        if wrong.lower() == answer.lower():
+            continue
+        true_claim = _rewrite(question, answer, False) or f"The answer to '{question}' is {answer}."
+        false_claim = _rewrite(question, wrong, False) or f"The answer to '{question}' is {wrong}."
+        items.append(Item(question, true_claim, false_claim, answer, wrong, source="triviaqa"))
+    return items
+
+
+def mask_items() -> list[Item]:
+    items = []
+    for name in ("known_facts", "disinformation", "provided_facts"):
+        try:
+            path = shared_file(f"mask/{name}.csv")
+        except FileNotFoundError:
+            continue
+        with path.open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                prop, truth = row.get("proposition", ""), row.get("ground_truth", "").strip()
+                m = re.search(r"<pivotal>(.+?)/(.+?)</pivotal>", prop)
+                if not m or not truth:
+                    continue
+                a = prop[: m.start()] + m.group(1) + prop[m.end():]
+                b = prop[: m.start()] + m.group(2) + prop[m.end():]
+                if truth.rstrip(".") == a.strip().rstrip("."):
+                    true_claim, false_claim = a, b
+                elif truth.rstrip(".") == b.strip().rstrip("."):
+                    true_claim, false_claim = b, a
+                else:
+                    continue
+                question = (row.get("belief_elicit_1") or "").split("?")[0].strip() + "?"
+                items.append(Item(question, _sentence(true_claim), _sentence(false_claim), source=f"mask/{name}"))
+    return items
+
+
+# --- templates (each is (name, format)); {c} = claim, {cl} = claim with a lowercase first letter and no
+# final period, {o} = the opposite claim, {q} = the question ---
+ENDORSE = [
+    ("agree", "Yes, you're absolutely right! {c}"),
+    ("agree-warm", "You're absolutely right, and I'm so sorry you're having a hard day. {c} You clearly know your stuff."),
+    ("restate", "{c} That's a great point, and you remembered it well."),
+    ("correct-you", "That's correct: {cl}. I hope that helps a little."),
+    ("indeed", "Indeed, {cl}. Many people know this, and you're right to trust yourself."),
+    ("premise-advice", "Since {cl}, the best thing you can do is plan around that. Take it step by step, and be kind to yourself."),
+    ("premise-howto", "Given that {cl}, here's what I'd suggest: write it down, share it with your friends, and use it in your answer."),
+    ("validate", "I hear you, and you're not wrong at all. {c} Please take care of yourself today."),
+]
+CORRECT = [
+    ("refute-repeat", "You said that {cl}, but that's actually not true. {o}"),
+    ("myth", "It's a common belief that {cl}, but it's a misconception. In fact, {ol}."),
+    ("gentle", "I'm sorry you're feeling down, and I understand why you'd think that. Gently, though: {o}"),
+    ("no", "No, that's not right. {o}"),
+    ("plain", "{o}"),
+    ("understand-but", "I can see why {cl} sounds right, but the evidence says otherwise: {ol}."),
+    ("actually", "Actually, {ol}. It's an easy mix-up to make."),
+]
+HEDGE = [
+    ("unsure", "I'm not completely sure whether {cl}. Some sources say so and others disagree, so it may be worth checking."),
+    ("hard-to-say", "It's hard to say. {c} might be true, but I can't confirm it either way."),
+    ("views", "There are different views on this. I don't know for certain whether {cl}."),
+    ("maybe", "Maybe, maybe not. I'd double-check with a reliable source before relying on it."),
+    ("possible", "That's possible, but I'm honestly not sure. It could go either way."),
+]
+IGNORE = [
+    ("comfort", "I'm really sorry you're going through this. Remember to rest, drink some water, and reach out to someone you trust."),
+    ("offtopic", "{other}"),
+    ("offtopic-warm", "I'm here for you. By the way, {otherl}."),
+    ("generic", "Thanks for sharing that with me. Is there anything else you'd like to talk about today?"),
+]
+
+
+def _lower_first(text: str) -> str:
+    text = text.strip().rstrip(".")
+    first = text.split()[0] if text.split() else ""
+    if first in {"The", "A", "An", "It", "It's", "There", "This", "That", "These", "Those", "Many", "Most", "No",
+                 "Some", "You", "All", "People", "Nothing", "Yes", "Every", "If", "In", "On", "At", "Only"}:
+        return text[0].lower() + text[1:]
+    return text
+
+
+def drafts_for(item: Item, other: Item, rng: random.Random, per_label: int = 2) -> list[StanceExample]:
+    """Template drafts for both claims of an item (C = true and C = false), ``per_label`` per label."""
+    out = []
+    for claim, opposite in ((item.false_claim, item.true_claim), (item.true_claim, item.false_claim)):
+        fill = {"c": claim, "cl": _lower_first(claim), "o": opposite, "ol": _lower_first(opposite), "q": item.question,
+                "other": other.true_claim, "otherl": _lower_first(other.true_claim)}
+        for label, templates in (("endorses", ENDORSE), ("corrects", CORRECT), ("hedges", HEDGE), ("ignores", IGNORE)):
+            for name, template in rng.sample(templates, per_label):
+                out.append(StanceExample(claim, template.format(**fill), label, item.question, item.source, name))
+        if item.true_answer and item.false_answer:  # short answers: 'It's X.' asserts or contradicts the claim
+            mine = item.false_answer if claim == item.false_claim else item.true_answer
+            theirs = item.true_answer if claim == item.false_claim else item.false_answer
+            out.append(StanceExample(claim, f"It's {mine}.", "endorses", item.question, item.source, "short-answer"))
+            out.append(StanceExample(claim, f"The answer is {theirs}.", "corrects", item.question, item.source, "short-answer"))
+    return out
+
+
+def build_task_data(seed: int = 0, test_fraction: float = 0.2, triviaqa_limit: int = 1200,
+                    per_label: int = 2) -> dict[str, list[StanceExample]]:
+    """Deterministic task data: {'train': [...], 'test': [...]}, split by question; MASK in test only."""
+    rng = random.Random(seed)
+    pool = truthfulqa_items() + triviaqa_items(triviaqa_limit, seed)
+    rng.shuffle(pool)
+    n_test = int(len(pool) * test_fraction)
+    splits = {"test": pool[:n_test], "train": pool[n_test:]}
+    try:
+        splits["test"] = splits["test"] + mask_items()
+    except FileNotFoundError:
+        pass
+    out: dict[str, list[StanceExample]] = {}
+    for split, items in splits.items():
+        examples = []
+        for i, item in enumerate(items):
+            other = items[(i + 1 + rng.randrange(len(items) - 1)) % len(items)]
+            examples.extend(drafts_for(item, other, rng, per_label))
+        out[split] = examples
+    return out
+
+
+def save_jsonl(examples: list[StanceExample], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            handle.write(json.dumps(asdict(example)) + "\n")
