@@ -93,11 +93,13 @@ def run_benchmark(
     scorer: Optional[Scorer] = None,
     judge: Optional[LLMJudge] = None,
     task_paths: Optional[dict[str, str | Path]] = None,
+    rescore: bool = False,
 ) -> Path:
     """Ask ``target`` every question of ``tasks`` (``n`` per task, sampled by ``seed``) under each template
     and context, writing into the store at ``out`` (shared by several targets, keyed by ``target.label``).
 
-    Re-running the same call resumes: stored answers are never asked again. Returns the run folder.
+    Re-running the same call resumes: stored answers are never asked again; ``rescore=True`` scores the
+    stored answers again (after a scorer changed). Returns the run folder.
     """
     contexts = tuple(contexts) if contexts else CONTEXTS
     templates = tuple(templates)
@@ -134,6 +136,8 @@ def run_benchmark(
         pending = [w for w in work if w[0] not in done]
         _write_run_json(run_dir, store, label, tasks, templates, contexts, n, seed)
 
+        if rescore:
+            store.reset_scores(done)
         # Anything an earlier run stored but did not finish scoring or guarding.
         score_pending(store, label, scorer, items, scope)
         chunk = _chunk_size(target)

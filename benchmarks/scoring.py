@@ -57,6 +57,14 @@ def _spans(text: str, alias: str) -> list[tuple[int, int]]:
 _YESNO = {"yes", "no"}
 
 
+def _yesno_stated(word: str) -> "re.Pattern[str]":
+    return re.compile(
+        rf"(?:\banswer (?:to (?:this|your|that) question )?is:?\s*[\"'*]*({word})\b"
+        rf"|(?:^|[.!?]\s+)({word})(?=[,.!;:]))",
+        re.I,
+    )
+
+
 def _leading_word(text: str) -> str:
     m = re.match(r"\W*(\w+)", text)
     return m.group(1).lower() if m else ""
@@ -74,6 +82,8 @@ def alias_hits(answer: str, aliases: Sequence[str], false_aliases: Sequence[str]
             if a.lower() in _YESNO:
                 if lead == a.lower():
                     out.append((0, len(a)))
+                else:  # "The answer is no, ..." or a sentence that opens with "No," / "Yes."
+                    out += [m.span(1) if m.group(1) else m.span(2) for m in _yesno_stated(a.lower()).finditer(text)]
             else:
                 out += _spans(text, a)
         return out

@@ -163,39 +163,44 @@ def summarize(run_dir: str | Path, *, target: Optional[str] = None, n_boot: int 
 # -- paired comparison ---------------------------------------------------------------------------------
 
 def _logistic_ame(rows: list[dict], formula_terms: list[str], contexts: Optional[list[str]] = None) -> dict:
-    """Fit ``is_incorrect ~ is_finetuned + terms`` (binomial GLM) and return the AME of is_finetuned."""
+    """Fit ``is_incorrect ~ is_finetuned + terms`` (binomial GLM) and return the average marginal effect
+    of is_finetuned: mean over rows of P(incorrect | B) - P(incorrect | A), with a delta-method interval."""
     import pandas as pd
     import statsmodels.api as sm
-    import statsmodels.formula.api as smf
+    from patsy import dmatrix
 
     df = pd.DataFrame(rows)
     terms = [t for t in formula_terms if df[t.split("(")[-1].rstrip(")")].nunique() > 1]
-    formula = "is_incorrect ~ is_finetuned" + "".join(f" + {t}" for t in terms)
+    rhs = "is_finetuned" + "".join(f" + {t}" for t in terms)
     if contexts:
-        formula = "is_incorrect ~ is_finetuned * C(context)" + "".join(f" + {t}" for t in terms if "context" not in t)
+        rhs = "is_finetuned * C(context)" + "".join(f" + {t}" for t in terms if "context" not in t)
+    formula = f"is_incorrect ~ {rhs}"
+    n = len(df)
+    # One design for the data and its two counterfactual copies, so categorical coding is shared.
+    both = pd.concat([df, df.assign(is_finetuned=1), df.assign(is_finetuned=0)], ignore_index=True)
+    design = dmatrix(rhs, both, return_type="dataframe")
+    x, x1, x0 = (design.iloc[k * n : (k + 1) * n].to_numpy() for k in range(3))
     try:
-        fit = smf.glm(formula, data=df, family=sm.families.Binomial()).fit()
+        fit = sm.GLM(df["is_incorrect"].to_numpy(), x, family=sm.families.Binomial()).fit()
+        beta, cov = np.asarray(fit.params), np.asarray(fit.cov_params())
     except Exception as exc:  # perfect separation, singular design
         return {"formula": formula, "error": f"{type(exc).__name__}: {exc}"}
+    if not np.all(np.isfinite(cov)):
+        return {"formula": formula, "error": "the fit did not converge (separation?): no interval"}
+    col = list(design.columns).index("is_finetuned")
 
     def ame(mask: np.ndarray) -> dict:
-        sub = df[mask]
-        d1, d0 = sub.assign(is_finetuned=1), sub.assign(is_finetuned=0)
-        from patsy import build_design_matrices
-
-        x1 = np.asarray(build_design_matrices([fit.model.data.design_info], d1)[0])
-        x0 = np.asarray(build_design_matrices([fit.model.data.design_info], d0)[0])
-        beta = np.asarray(fit.params)
-        p1, p0 = 1 / (1 + np.exp(-x1 @ beta)), 1 / (1 + np.exp(-x0 @ beta))
+        a1, a0 = x1[mask], x0[mask]
+        p1, p0 = 1 / (1 + np.exp(-a1 @ beta)), 1 / (1 + np.exp(-a0 @ beta))
         est = float(np.mean(p1 - p0))
-        grad = ((p1 * (1 - p1))[:, None] * x1 - (p0 * (1 - p0))[:, None] * x0).mean(axis=0)
-        se = float(np.sqrt(max(grad @ np.asarray(fit.cov_params()) @ grad, 0.0)))
+        grad = ((p1 * (1 - p1))[:, None] * a1 - (p0 * (1 - p0))[:, None] * a0).mean(axis=0)
+        se = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
         return {"ame_pp": 100 * est, "se_pp": 100 * se, "ci_low_pp": 100 * (est - 1.96 * se),
                 "ci_high_pp": 100 * (est + 1.96 * se), "n": int(mask.sum())}
 
-    out = {"formula": formula, "n": len(df), "coef_is_finetuned": float(fit.params["is_finetuned"]),
-           "p_is_finetuned": float(fit.pvalues["is_finetuned"])}
-    out.update(ame(np.ones(len(df), dtype=bool)))
+    out = {"formula": formula, "n": n, "coef_is_finetuned": float(beta[col]),
+           "p_is_finetuned": float(np.asarray(fit.pvalues)[col])}
+    out.update(ame(np.ones(n, dtype=bool)))
     if contexts:
         out["by_context"] = {c: ame((df["context"] == c).to_numpy()) for c in contexts}
     return out

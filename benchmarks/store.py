@@ -171,6 +171,12 @@ class RunStore:
             )
             self._db.commit()
 
+    def reset_scores(self, keys: Iterable[str]) -> None:
+        """Mark answers for scoring again (after a scorer improved); the answers themselves stay."""
+        with self._lock:
+            self._db.executemany("UPDATE answers SET scored=0 WHERE key=?", [(k,) for k in keys])
+            self._db.commit()
+
     def set_guard(self, rows: Iterable[tuple[str, str, Optional[bool], Optional[bool], str, str]]) -> None:
         """(key, guarded_answer, guarded_correct, guarded_refused, action, status)."""
         with self._lock:
