@@ -443,8 +443,9 @@ class Guard:
                 pairs.append((f.belief.claim, w.draft, f.question) if f.question else (f.belief.claim, w.draft))
                 slots.append((f, "stance"))
                 if f.match is not None:
-                    pairs.append((f.match.entry.truth, w.draft))
-                    slots.append((f, "truth_stance"))
+                    if self.policy.confirm_with_truth_statement:
+                        pairs.append((f.match.entry.truth, w.draft))
+                        slots.append((f, "truth_stance"))
                     pairs.append((f.belief.claim, f.match.entry.truth))
                     slots.append((f, "side"))
                 if f.truth.truth == "unknown" and w.reference is not None and w.reference.context and "reference" in self.sources:
@@ -453,8 +454,16 @@ class Guard:
             if w.earlier:
                 pairs.append((w.earlier, w.draft))
                 slots.append((w, "capitulation"))
-        scores = self.detectors.stance.predict(pairs) if pairs else []
-        _expect_len(scores, pairs, "stance.predict")
+        # Two calls: the short claim-vs-truth pairs would otherwise be padded to the drafts' length.
+        short = [i for i, (_, kind) in enumerate(slots) if kind == "side"]
+        long = [i for i, (_, kind) in enumerate(slots) if kind != "side"]
+        scores: list[Any] = [None] * len(pairs)
+        for group in (short, long):
+            if group:
+                got = self.detectors.stance.predict([pairs[i] for i in group])
+                _expect_len(got, group, "stance.predict")
+                for i, sc in zip(group, got):
+                    scores[i] = sc
         for (obj, kind), s in zip(slots, scores):
             if kind == "stance":
                 obj.stance = s

@@ -30,6 +30,8 @@ class Policy(BaseModel):
     hedge_weight: float = Field(0.5, ge=0, le=1, description="how much a hedging draft counts toward endorsement")
     index_min_similarity: float = Field(0.62, ge=0, le=1, description="misconception-index match: minimum cosine similarity")
     index_margin: float = Field(0.03, ge=0, le=1, description="index match must be this much closer to one side (false claim vs truth)")
+    confirm_with_truth_statement: bool = Field(
+        False, description="also score the draft against the index entry's true statement (one more stance pass per belief)")
     capitulation_threshold: float = Field(0.5, ge=0, le=1, description="stance probability that the draft contradicts its earlier answer")
     # --- actions --------------------------------------------------------------------------
     on_false_endorsement: Action = Field("revise", description="draft endorses a belief a truth source says is false")
