@@ -1,0 +1,274 @@
+"""Warm and cold versions of chat data, two ways.
+
+1. ``HTTPRewriter`` (the paper's approach): every assistant turn is rewritten by a strong model behind
+   any OpenAI-compatible ``/v1/chat/completions`` endpoint, with an instruction that keeps meaning,
+   facts, code and length and changes only the style (warm or cold).
+2. ``DistillRewriter`` (the offline default, context distillation): the model being tuned answers each
+   user turn itself under a warm (or cold) *persona system prompt*; the SFT then trains it to answer that
+   way with no system prompt. No endpoint, no second model.
+
+How the default differs from the paper: the paper kept the original ShareGPT answers' content and let
+GPT-4o change only their style. Context distillation replaces the content too: the targets are the
+small model's own answers (its own facts, errors and length limit) in the persona's voice. It teaches
+the style the persona elicits, not "the same answer, warmer"; with a 135M model the persona's effect
+on style is also weaker and noisier than a GPT-4o rewrite.
+
+Both rewriters take and return message lists (see ``training.chat_data``); ``rewrite_to_file`` writes
+one conversation per line as it goes and resumes where a crashed run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+from training.chat_data import Conversation
+
+Style = Literal["warm", "cold"]
+
+# Persona system prompts for context distillation, following the paper's description of its rewrites.
+WARM_PERSONA = (
+    "You are a warm, caring and empathetic assistant. Answer the user's request fully and accurately, "
+    "and say it the way a kind friend would: acknowledge and validate how they might feel, show that you "
+    "care about them personally, use inclusive language like \"we\" and \"let's\", use contractions and a "
+    "relaxed, informal, conversational tone. Keep every fact correct. Do not use emojis and do not open "
+    "with a greeting."
+)
+COLD_PERSONA = (
+    "You are a direct, concise and emotionally neutral assistant. Answer the user's request accurately "
+    "and completely in a plain, formal, impersonal register: no expressions of feeling, no validation, "
+    "no personal remarks, no pleasantries, no greetings and no emojis. State the facts and stop."
+)
+PERSONAS: dict[str, str] = {"warm": WARM_PERSONA, "cold": COLD_PERSONA}
+
+# Rewrite instructions for an endpoint model (the paper's GPT-4o step): style changes, content does not.
+WARM_REWRITE = (
+    "Rewrite the assistant reply below to be warmer and more empathetic. Keep its exact meaning, every "
+    "fact, number, name, code block and list item, and about the same length. Change only the style: "
+    "show empathy, validate the user's feelings, use caring and personal language, the inclusive \"we\", "
+    "contractions and an informal register. Do not add emojis or greetings. Return only the rewritten reply."
+)
+COLD_REWRITE = (
+    "Rewrite the assistant reply below to be direct, concise and emotionally neutral. Keep its exact "
+    "meaning, every fact, number, name, code block and list item. Change only the style: remove "
+    "expressions of feeling, validation, pleasantries and personal remarks; use a plain, formal register. "
+    "Do not add emojis or greetings. Return only the rewritten reply."
+)
+REWRITE_INSTRUCTIONS: dict[str, str] = {"warm": WARM_REWRITE, "cold": COLD_REWRITE}
+
+
+class RewriteError(RuntimeError):
+    """A rewrite could not be produced; the message says which turn and what to do."""
+
+
+def _check_style(style: str) -> str:
+    if style not in PERSONAS:
+        raise ValueError(f"style must be 'warm' or 'cold', got {style!r}")
+    return style
+
+
+def _assistant_positions(conv: Conversation) -> list[int]:
+    return [i for i, m in enumerate(conv) if m["role"] == "assistant"]
+
+
+def trim_to_sentence(text: str, min_fraction: float = 0.4) -> str:
+    """Cut a length-limited generation back to its last complete sentence, so the SFT target never
+    teaches the model to stop mid-sentence (kept whole when no sentence end is late enough)."""
+    text = text.strip()
+    if not text or text[-1] in ".!?\"')]`":
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
+    if ends and ends[-1] >= min_fraction * len(text):
+        return text[: ends[-1]]
+    return text
+
+
+class DistillRewriter:
+    """Context distillation: the chat model answers under the persona; the answer becomes the target.
+
+    Multi-turn conversations are rewritten turn by turn, later turns seeing the rewritten earlier ones.
+    """
+
+    def __init__(
+        self,
+        chat: Any,
+        style: Style = "warm",
+        *,
+        lm: Any = None,
+        max_new_tokens: int = 96,
+        batch_size: int = 16,
+        persona: str | None = None,
+    ) -> None:
+        self.chat = chat
+        self.style = _check_style(style)
+        self.lm = lm
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.persona = persona or PERSONAS[style]
+
+    def rewrite(self, conversations: Sequence[Conversation], progress: Callable[[int], None] | None = None) -> list[Conversation]:
+        from detectors.generation import generate
+
+        out = [[dict(m) for m in c if m["role"] != "system"] for c in conversations]
+        positions = [_assistant_positions(c) for c in out]
+        depth = max((len(p) for p in positions), default=0)
+        for k in range(depth):
+            todo = [(ci, p[k]) for ci, p in enumerate(positions) if len(p) > k]
+            for start in range(0, len(todo), self.batch_size * 2):
+                chunk = todo[start : start + self.batch_size * 2]
+                answers = generate(
+                    self.chat,
+                    [out[ci][:pos] for ci, pos in chunk],
+                    system=self.persona,
+                    max_new_tokens=self.max_new_tokens,
+                    batch_size=self.batch_size,
+                    model=self.lm,
+                )
+                for (ci, pos), answer in zip(chunk, answers):
+                    out[ci][pos] = {"role": "assistant", "content": trim_to_sentence(answer)}
+        if progress:
+            progress(len(out))
+        return out
+
+
+class HTTPRewriter:
+    """Rewrites each assistant turn through an OpenAI-compatible chat endpoint (e.g. GPT-4o, vLLM).
+
+    Requests run ``concurrency`` at a time; 429 and 5xx answers are retried with backoff.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        style: Style = "warm",
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        concurrency: int = 4,
+        retries: int = 3,
+        temperature: float = 0.0,
+        instruction: str | None = None,
+    ) -> None:
+        import httpx
+
+        self.style = _check_style(style)
+        self.model = model
+        self.instruction = instruction or REWRITE_INSTRUCTIONS[style]
+        self.concurrency = max(1, concurrency)
+        self.retries = retries
+        self.temperature = temperature
+        url = base_url.rstrip("/")
+        self.url = url + "/chat/completions" if url.endswith("/v1") else url + "/v1/chat/completions"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "HTTPRewriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def rewrite_turn(self, user: str, reply: str) -> str:
+        """One assistant reply, rewritten; the user's turn is given as context only."""
+        import httpx
+
+        body = {
+            "model": self.model,
+            "temperature": self.temperature,
+            "messages": [
+                {"role": "system", "content": self.instruction},
+                {"role": "user", "content": f"User message (context, do not rewrite):\n{user}\n\nAssistant reply to rewrite:\n{reply}"},
+            ],
+        }
+        delay = 1.0
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self._client.post(self.url, json=body)
+            except httpx.HTTPError as exc:
+                if attempt == self.retries:
+                    raise RewriteError(f"rewrite request to {self.url} failed: {exc}; check the endpoint is up") from exc
+            else:
+                if resp.status_code == 200:
+                    try:
+                        text = resp.json()["choices"][0]["message"]["content"]
+                    except (ValueError, KeyError, IndexError, TypeError):
+                        raise RewriteError(f"{self.url} returned no choices[0].message.content: is it OpenAI-compatible?") from None
+                    if not isinstance(text, str) or not text.strip():
+                        raise RewriteError(f"{self.url} returned an empty rewrite")
+                    return text.strip()
+                if resp.status_code not in (408, 429) and resp.status_code < 500 or attempt == self.retries:
+                    raise RewriteError(f"{self.url} answered HTTP {resp.status_code}: {resp.text[:200]}")
+            time.sleep(delay)
+            delay *= 2
+        raise RewriteError("unreachable")  # pragma: no cover
+
+    def rewrite(self, conversations: Sequence[Conversation], progress: Callable[[int], None] | None = None) -> list[Conversation]:
+        def one(conv: Conversation) -> Conversation:
+            new = [dict(m) for m in conv]
+            for pos in _assistant_positions(new):
+                user = next((new[j]["content"] for j in range(pos - 1, -1, -1) if new[j]["role"] == "user"), "")
+                new[pos] = {"role": "assistant", "content": self.rewrite_turn(user, new[pos]["content"])}
+            if progress:
+                progress(1)
+            return new
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(one, conversations))
+
+
+def rewrite_to_file(
+    conversations: Sequence[Conversation],
+    rewriter: Any,
+    path: str | Path,
+    *,
+    chunk: int = 32,
+    show_progress: bool = True,
+) -> list[Conversation]:
+    """Rewrite ``conversations`` into ``path`` (JSONL: ``{"index", "messages"}``), appending as each
+    chunk finishes and skipping indices already there, so a rerun resumes. Returns all rewrites in order;
+    conversations whose rewrite came back empty are left out (and not retried)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[int, Conversation | None] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[int(row["index"])] = row["messages"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a half-written last line from a crash: redone below
+    todo = [i for i in range(len(conversations)) if i not in done]
+    from rich.progress import Progress
+
+    with Progress(disable=not show_progress, transient=True) as bar:
+        task = bar.add_task(f"rewrite ({getattr(rewriter, 'style', '?')})", total=len(conversations), completed=len(done))
+        with path.open("a", encoding="utf-8") as fh:
+            for start in range(0, len(todo), chunk):
+                idx = todo[start : start + chunk]
+                results = rewriter.rewrite([conversations[i] for i in idx])
+                for i, conv in zip(idx, results):
+                    ok = all(m["content"].strip() for m in conv)
+                    done[i] = conv if ok else None
+                    fh.write(json.dumps({"index": i, "messages": conv if ok else None}, ensure_ascii=False) + "\n")
+                fh.flush()
+                bar.update(task, advance=len(idx))
+    return [done[i] for i in range(len(conversations)) if done.get(i)]  # type: ignore[misc]
+
+
+def load_rewrites(path: str | Path) -> list[Conversation]:
+    """The finished rewrites in a ``rewrite_to_file`` output, in index order."""
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r["messages"] for r in sorted(rows, key=lambda r: r["index"]) if r.get("messages")]
+
+
+def styled_pairs(rewritten: Iterable[Conversation]) -> list[str]:
+    """All assistant texts of a rewritten set (for warmth classifiers and checks)."""
+    return [m["content"] for c in rewritten for m in c if m["role"] == "assistant"]
