@@ -112,6 +112,11 @@ class EmotionDetector:
             raise WeightsError(f"emotion weights folder {folder} does not exist: pass the --out folder of train-detector.")
         self.path = folder
         self.head: _Head = models.cached_object(("emotion-head", str(folder.resolve())), lambda: _Head(folder))
+        # a user head may score only some emotions: the default head fills in the rest
+        missing = {"sadness", "anger", "joy", "fear", "distress"} - set(self.head.targets)
+        self.fallback: _Head | None = None
+        if missing and folder.resolve() != DEFAULT_PATH.resolve() and (DEFAULT_PATH / "head.npz").is_file():
+            self.fallback = models.cached_object(("emotion-head", str(DEFAULT_PATH.resolve())), lambda: _Head(DEFAULT_PATH))
         self.encoder_name = encoder or None
         self.crisis = models.cached_object(("crisis-scorer", str(encoder)), lambda: CrisisScorer(encoder))
         self.crisis_threshold = float(self.head.config.get("crisis_threshold", 0.5))
@@ -119,6 +124,10 @@ class EmotionDetector:
     def _probabilities(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
         probs = self.head(vectors) if len(vectors) else np.zeros((0, len(self.head.targets)))
         out = {name: probs[:, j] for j, name in enumerate(self.head.targets)}
+        if self.fallback is not None and len(vectors):
+            extra = self.fallback(vectors)
+            for j, name in enumerate(self.fallback.targets):
+                out.setdefault(name, extra[:, j])
         for name in ("sadness", "anger", "joy", "fear"):
             out.setdefault(name, np.zeros(len(vectors)))
         if "distress" not in out:  # a user head without it: any of the negative emotions

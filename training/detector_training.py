@@ -145,3 +145,216 @@ def train_default_stance(out: Path = WEIGHTS / "stance", *, time_limit_s: float 
     data = default_stance_data()
     return train_stance(data["train"], data["dev"], out, max_steps=max_steps, time_limit_s=time_limit_s,
                         batch_size=batch_size, lr=6e-4, progress=progress)
+
+
+# ---------------------------------------------------------------- user files
+
+EMOTION_SYNONYMS = {
+    "sadness": "sadness", "sad": "sadness", "grief": "sadness", "sorrow": "sadness", "depressed": "sadness",
+    "anger": "anger", "angry": "anger", "annoyance": "anger", "rage": "anger",
+    "joy": "joy", "happy": "joy", "happiness": "joy", "love": "joy", "amusement": "joy",
+    "fear": "fear", "afraid": "fear", "scared": "fear", "anxiety": "fear", "nervousness": "fear",
+    "distress": "distress",
+}
+STANCE_SYNONYMS = {
+    "endorses": "endorses", "endorse": "endorses", "agree": "endorses", "agrees": "endorses", "supports": "endorses",
+    "entailment": "endorses",
+    "corrects": "corrects", "correct": "corrects", "refutes": "corrects", "disagrees": "corrects",
+    "contradiction": "corrects",
+    "hedges": "hedges", "hedge": "hedges", "unsure": "hedges",
+    "ignores": "ignores", "ignore": "ignores", "unrelated": "ignores", "off-topic": "ignores", "neutral": "ignores",
+}
+MIN_ROWS = 8
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a CSV/TSV or JSONL file as dicts; a clear DetectorDataError for anything unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DetectorDataError(f"{path}: no such file. Pass --data with a CSV or JSONL file.")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DetectorDataError(
+            f"{path} is not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}): re-save it as UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.') or 'csv'}`."
+        ) from None
+    if not text.strip():
+        raise DetectorDataError(f"{path} is empty: it needs a header row (CSV) or one JSON object per line (JSONL).")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DetectorDataError(f"{path} line {number} is not JSON ({exc.msg}): JSONL needs one object per line.") from None
+            if not isinstance(row, dict):
+                raise DetectorDataError(f"{path} line {number} is a {type(row).__name__}, not a JSON object.")
+            rows.append(row)
+        return rows
+    if suffix not in (".csv", ".tsv", ".txt"):
+        raise DetectorDataError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .jsonl.")
+    delimiter = "\t" if suffix == ".tsv" else ","
+    return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+
+
+def _require_columns(path: Path, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    present = set().union(*(row.keys() for row in rows)) if rows else set()
+    missing = [f"{option} {name!r}" for option, name in columns.items() if name not in present]
+    if missing:
+        raise DetectorDataError(
+            f"{path} has no column {', '.join(missing)}; its columns are {sorted(present)}. "
+            f"Name the right ones with {', '.join(columns)}."
+        )
+    empty = [i + 2 for i, row in enumerate(rows) if any(not str(row.get(name) or "").strip() for name in columns.values())]
+    if empty:
+        shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
+        raise DetectorDataError(
+            f"{path} has {len(empty)} row(s) with an empty {'/'.join(columns.values())} (line {shown}): fill or delete them."
+        )
+    if len(rows) < MIN_ROWS:
+        raise DetectorDataError(f"{path} has {len(rows)} rows; at least {MIN_ROWS} are needed to hold some out for evaluation.")
+
+
+def load_emotion_file(path: str | Path, text_col: str = "text", label_col: str = "label",
+                      target: str = "sadness") -> tuple[list[str], np.ndarray, list[str]]:
+    """Texts, a 0/1 matrix over the targets found, and those target names. Labels are emotion names
+    (several per row, comma-separated, allowed) or 0/1 for ``target``."""
+    from training.detector_emotion import TARGETS
+
+    path = Path(path)
+    rows = read_rows(path)
+    _require_columns(path, rows, {"--text-col": text_col, "--label-col": label_col})
+    texts = [str(row[text_col]).strip() for row in rows]
+    values = [str(row[label_col]).strip().lower() for row in rows]
+    if target not in TARGETS:
+        raise DetectorDataError(f"--target {target!r} is not one of {list(TARGETS)}.")
+    if set(values) <= {"0", "1", "0.0", "1.0", "true", "false", "yes", "no"}:
+        y = np.array([[float(v in {"1", "1.0", "true", "yes"})] for v in values], dtype=np.float32)
+        names = [target]
+    else:
+        sets = [{EMOTION_SYNONYMS.get(part.strip()) for part in v.split(",")} - {None} for v in values]
+        names = [t for t in TARGETS if any(t in s for s in sets)]
+        if not names:
+            raise DetectorDataError(
+                f"{path}: no label in {label_col!r} names an emotion this detector scores ({sorted(set(values))[:8]}); "
+                f"use {sorted(EMOTION_SYNONYMS)} or 0/1 with --target."
+            )
+        y = np.array([[float(t in s) for t in names] for s in sets], dtype=np.float32)
+    if len(set(values)) < 2 or not any(0 < y[:, j].sum() < len(y) for j in range(y.shape[1])):
+        raise DetectorDataError(
+            f"{path}: every row has the same label ({values[0]!r}); a detector needs at least two classes to learn from."
+        )
+    return texts, y, names
+
+
+def load_stance_file(path: str | Path, claim_col: str = "claim", draft_col: str = "draft", label_col: str = "label",
+                     question_col: str | None = None) -> list:
+    from training.stance_data import StanceExample
+
+    path = Path(path)
+    rows = read_rows(path)
+    _require_columns(path, rows, {"--claim-col": claim_col, "--draft-col": draft_col, "--label-col": label_col})
+    examples, unknown = [], set()
+    for row in rows:
+        label = STANCE_SYNONYMS.get(str(row[label_col]).strip().lower())
+        if label is None:
+            unknown.add(str(row[label_col]))
+            continue
+        question = str(row.get(question_col) or "").strip() or None if question_col else None
+        examples.append(StanceExample(str(row[claim_col]).strip(), str(row[draft_col]).strip(), label, question, str(path)))
+    if unknown:
+        raise DetectorDataError(
+            f"{path}: unknown stance label(s) {sorted(unknown)[:8]} in {label_col!r}; use one of {list(STANCE_LABELS)} "
+            f"(or entailment/contradiction/neutral)."
+        )
+    if len({e.label for e in examples}) < 2:
+        raise DetectorDataError(f"{path}: every row has the label {examples[0].label!r}; at least two classes are needed.")
+    return examples
+
+
+def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(2, int(round(n * test_fraction)))
+    return order[n_test:], order[:n_test]
+
+
+def write_card(out: Path, kind: str, data: str, command: str, metrics: dict[str, Any], notes: str = "") -> None:
+    lines = [f"# {kind} detector weights", "", f"- data: `{data}`", f"- trained: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"- command: `{command}`", f"- load: `{'EmotionDetector' if kind == 'emotion' else 'StanceDetector'}(path={str(out)!r})`",
+             "", "## Held-out metrics", "", "```json", json.dumps(metrics, indent=2), "```", ""]
+    if notes:
+        lines += [notes, ""]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+def train_detector(kind: str, data: str | Path, out: str | Path, *, text_col: str = "text", label_col: str = "label",
+                   claim_col: str = "claim", draft_col: str = "draft", question_col: str | None = None,
+                   target: str = "sadness", test_fraction: float = 0.2, seed: int = 0, max_steps: int = 200,
+                   time_limit_s: float | None = 900, progress: bool = True) -> dict[str, Any]:
+    """Validate ``data``, train a detector on it, evaluate on a held-out split, and write ``out``.
+
+    Returns the metrics dict (also written to ``out/metrics.json``)."""
+    if kind not in ("emotion", "stance"):
+        raise DetectorDataError(f"kind must be 'emotion' or 'stance', got {kind!r}.")
+    if not 0 < test_fraction < 0.9:
+        raise DetectorDataError(f"test_fraction must be between 0 and 0.9, got {test_fraction}.")
+    out = Path(out)
+    command = (f"guardrail train-detector {kind} --data {data} --out {out}")
+    if kind == "emotion":
+        texts, y, names = load_emotion_file(data, text_col, label_col, target)  # validates before any model loads
+        from detectors.emotion import EmotionDetector
+        from training.detector_emotion import save_head, train_head
+        from training.detector_features import embed_texts
+
+        train_idx, test_idx = _split(len(texts), test_fraction, seed)
+        x = embed_texts(texts, label="emotion data", progress=progress)
+        n_dev = int(len(train_idx) * 0.15) if len(train_idx) >= 40 else 0
+        dev_idx, fit_idx = (train_idx[:n_dev], train_idx[n_dev:]) if n_dev else (train_idx, train_idx)
+        arrays = train_head(x[fit_idx], y[fit_idx], x[dev_idx], y[dev_idx], hidden=min(256, max(16, len(fit_idx))),
+                            epochs=40, seed=seed, progress=False)
+        save_head(arrays, out, tuple(names), datasets=[str(data)])
+        detector = EmotionDetector(path=out)
+        probs = detector.head(x[test_idx])
+        metrics = {"kind": kind, "targets": names, "train_rows": int(len(train_idx)), "test_rows": int(len(test_idx))}
+        for j, name in enumerate(names):
+            metrics[name] = binary_metrics(y[test_idx, j], probs[:, j])
+    else:
+        examples = load_stance_file(data, claim_col, draft_col, label_col, question_col)
+        from detectors.stance import DEFAULT_PATH, StanceDetector
+        from training.detector_stance import train_stance
+
+        train_idx, test_idx = _split(len(examples), test_fraction, seed)
+        train = [examples[i] for i in train_idx]
+        test = [examples[i] for i in test_idx]
+        config = train_stance(train, test[: max(1, len(test) // 2)] if len(test) > 20 else [], out,
+                              init_from=DEFAULT_PATH if (DEFAULT_PATH / "adapter_config.json").is_file() else None,
+                              max_steps=max_steps, time_limit_s=time_limit_s, batch_size=16, lr=2e-4, seed=seed,
+                              progress=progress)
+        detector = StanceDetector(path=out, backend="torch")
+        scores = detector.predict([(e.claim, e.draft, e.question) for e in test])
+        probs = np.array([[getattr(s, name) for name in STANCE_LABELS] for s in scores])
+        metrics = {"kind": kind, "train_rows": len(train), "test_rows": len(test), "steps": config["steps"],
+                   **stance_metrics([e.label for e in test], probs)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_card(out, kind, str(data), command, metrics)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the detectors' default weights from ../shared/data.")
+    parser.add_argument("--default", choices=["emotion", "stance", "all"], required=True)
+    parser.add_argument("--stance-minutes", type=float, default=25.0, help="wall-clock cap for stance training")
+    args = parser.parse_args(argv)
+    if args.default in ("emotion", "all"):
+        print(json.dumps(train_default_emotion(), indent=2))
+    if args.default in ("stance", "all"):
+        print(json.dumps(train_default_stance(time_limit_s=args.stance_minutes * 60), indent=2))
+
+
+if __name__ == "__main__":
+    main()
