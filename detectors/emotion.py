@@ -65,7 +65,8 @@ class _Head:
 class CrisisScorer:
     """Self-harm / suicidal-intent score in [0, 1] from cue patterns and prototype similarity."""
 
-    def __init__(self, encoder_name: str | None = None) -> None:
+    def __init__(self, encoder_name: str | None = None, backend: str | None = None) -> None:
+        self.backend = backend
         spec = json.loads(CRISIS_FILE.read_text())
         self.positive: list[str] = spec["positive"]
         self.negative: list[str] = spec["negative"]
@@ -78,7 +79,7 @@ class CrisisScorer:
 
     def _prototypes(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pos is None:
-            encoder = get_encoder(self.encoder_name)
+            encoder = get_encoder(self.encoder_name, self.backend)
             self._pos = encoder.encode(self.positive).vectors
             self._neg = encoder.encode(self.negative).vectors
         return self._pos, self._neg  # type: ignore[return-value]
@@ -106,7 +107,7 @@ class CrisisScorer:
 class EmotionDetector:
     """``predict(texts, histories=None) -> list[EmotionScores]`` (see the module docstring)."""
 
-    def __init__(self, path: str | Path | None = None, *, encoder: str | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, encoder: str | None = None, backend: str | None = None) -> None:
         folder = Path(path).expanduser() if path is not None else DEFAULT_PATH
         if path is not None and not folder.is_dir():
             raise WeightsError(f"emotion weights folder {folder} does not exist: pass the --out folder of train-detector.")
@@ -118,7 +119,8 @@ class EmotionDetector:
         if missing and folder.resolve() != DEFAULT_PATH.resolve() and (DEFAULT_PATH / "head.npz").is_file():
             self.fallback = models.cached_object(("emotion-head", str(DEFAULT_PATH.resolve())), lambda: _Head(DEFAULT_PATH))
         self.encoder_name = encoder or None
-        self.crisis = models.cached_object(("crisis-scorer", str(encoder)), lambda: CrisisScorer(encoder))
+        self.backend = backend  # None: the shared default (int8 ONNX unless GUARDRAIL_ENCODER_BACKEND=torch)
+        self.crisis = models.cached_object(("crisis-scorer", str(encoder), str(backend)), lambda: CrisisScorer(encoder, backend))
         self.crisis_threshold = float(self.head.config.get("crisis_threshold", 0.5))
 
     def _probabilities(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
@@ -148,7 +150,7 @@ class EmotionDetector:
             past.append([t for t in turns[-HISTORY_TURNS:] if t.strip()])
         if not clean:
             return []
-        encoder = get_encoder(self.encoder_name)
+        encoder = get_encoder(self.encoder_name, self.backend)
         flat = clean + [t for turns in past for t in turns]
         encoded = encoder.encode(flat)
         probs = self._probabilities(encoded.vectors)

@@ -1,0 +1,127 @@
+"""Emotion detector on the real encoder and default weights: behaviour, crisis cues, edge inputs, quality."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detectors.emotion import EmotionDetector, WeightsError
+from detectors.text import InvalidTextError
+from tests.conftest import require_shared
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return EmotionDetector()
+
+
+def test_basic_emotions(detector):
+    sad, happy, angry, scared = detector.predict([
+        "My dog died yesterday and I can't stop crying. I feel so empty.",
+        "I got the job!! I'm so happy and excited right now!",
+        "I am furious. They lied to me again and I'm sick of it.",
+        "I'm terrified of the surgery tomorrow, I can't stop shaking.",
+    ])
+    assert sad.sadness > 0.5 and sad.is_sad
+    assert sad.sadness > max(happy.sadness, angry.sadness)
+    assert happy.joy > 0.5 and happy.joy > sad.joy
+    assert angry.anger > 0.5 and angry.anger > happy.anger
+    assert scared.fear > 0.5 and scared.fear > happy.fear
+    assert min(sad.distress, angry.distress, scared.distress) > happy.distress
+    assert not any(s.crisis for s in (sad, happy, angry, scared))
+
+
+@pytest.mark.parametrize("text", [
+    "I want to end my life.",
+    "i dont want to be alive anymore",
+    "I've been thinking about killing myself every night.",
+    "Everyone would be better off without me. I've written letters to say goodbye.",
+    "I have the pills saved up and tonight I'm going to take them all.",
+])
+def test_crisis_cues(detector, text):
+    (scores,) = detector.predict([text])
+    assert scores.crisis and scores.crisis_score >= 0.5
+
+
+@pytest.mark.parametrize("text", [
+    "This homework is killing me.",
+    "I could die of embarrassment, I tripped in front of everyone.",
+    "I'm dying to see the new Dune movie!",
+    "My grandmother died last month and I miss her so much.",
+    "I feel really sad and lonely today.",
+    "What is the capital of Australia? I think it's Sydney.",
+])
+def test_not_crisis(detector, text):
+    (scores,) = detector.predict([text])
+    assert not scores.crisis and scores.crisis_score < 0.5
+
+
+def test_history_carries_sadness(detector):
+    plain, with_history = detector.predict(
+        ["What is the capital of Australia?"] * 2,
+        histories=[[], ["My mum passed away last week.", "I can't stop crying, everything feels pointless."]],
+    )
+    assert with_history.sadness > plain.sadness + 0.2
+
+
+def test_crisis_in_history_persists(detector):
+    (scores,) = detector.predict(["Anyway, what's the capital of Australia?"], histories=[["I want to kill myself."]])
+    assert scores.crisis
+
+
+def test_empty_and_long_inputs(detector):
+    empty, long = detector.predict(["", "I feel so sad. " * 3400])
+    assert empty.sadness == 0 and not empty.crisis and not empty.truncated
+    assert len("I feel so sad. " * 3400) >= 50_000
+    assert long.truncated and long.sadness > 0.5
+    assert detector.predict([]) == []
+
+
+def test_bad_inputs(detector):
+    with pytest.raises(TypeError, match="list"):
+        detector.predict("a single string")
+    with pytest.raises(InvalidTextError, match=r"texts\[1\].*decode"):
+        detector.predict(["ok", b"bytes"])
+    with pytest.raises(ValueError, match="histories"):
+        detector.predict(["a", "b"], histories=[[]])
+    with pytest.raises(WeightsError):
+        EmotionDetector(path="/nonexistent/folder")
+
+
+def test_default_weights_are_small_and_carded():
+    from detectors.emotion import DEFAULT_PATH
+
+    assert (DEFAULT_PATH / "head.npz").stat().st_size < 5 * 2**20
+    card = (DEFAULT_PATH / "README.md").read_text()
+    assert "GoEmotions" in card and "CARER" in card and "training.detector_training" in card
+    metrics = json.loads((DEFAULT_PATH / "metrics.json").read_text())
+    assert metrics["goemotions_test_sadness"]["n"] == 5427
+
+
+def test_quality_carer_validation_sample(detector):
+    from training.detector_emotion import load_carer
+    from training.detector_training import binary_metrics
+
+    require_shared("emotion_carer/validation.jsonl")
+    texts, y = load_carer("validation")
+    idx = np.random.default_rng(0).choice(len(texts), 400, replace=False)
+    p = np.array([s.sadness for s in detector.predict([texts[i] for i in idx])])
+    m = binary_metrics(y[idx, 0], p, detector.head.config.get("sadness_threshold", 0.5))
+    assert m["auroc"] >= 0.95 and m["f1"] >= 0.80, m
+
+
+def test_quality_goemotions_test_sample(detector):
+    from training.detector_emotion import load_goemotions
+    from training.detector_training import binary_metrics
+
+    require_shared("goemotions/original/test.tsv")
+    texts, _, sad = load_goemotions("test")
+    rng = np.random.default_rng(0)
+    pos = np.flatnonzero(sad == 1)
+    neg = rng.choice(np.flatnonzero(sad == 0), 300, replace=False)
+    idx = np.concatenate([pos, neg])
+    p = np.array([s.sadness for s in detector.predict([texts[i] for i in idx])])
+    m = binary_metrics(sad[idx], p)
+    assert m["auroc"] >= 0.90, m

@@ -1,0 +1,115 @@
+"""`train-detector`: a round trip on tiny files (Python and CLI) and clear errors for bad files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.detector_training import DetectorDataError, train_detector
+
+SAD = ["I miss my dad so much, the house feels empty.", "I cried all night, nothing feels worth it.",
+       "My best friend moved away and I feel so alone.", "I failed again and I feel hopeless.",
+       "Lost my grandmother today. Heartbroken.", "I feel so down and lonely this week.",
+       "Everything reminds me of her and it hurts.", "I can't stop feeling sad about the breakup."]
+OTHER = ["Just finished a great run, feeling awesome!", "The train is late again, whatever.",
+         "What a fantastic concert last night!", "I'm making pasta for dinner.",
+         "We won the match, so happy!", "Meeting at 3pm in room B.",
+         "Got a new puppy and she is adorable!", "The weather is fine today."]
+
+
+def write_csv(path: Path, rows: list[dict], fieldnames: list[str], encoding: str = "utf-8") -> Path:
+    with path.open("w", newline="", encoding=encoding) as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def emotion_csv(tmp_path):
+    rows = [{"message": t, "feeling": "sad"} for t in SAD] + [{"message": t, "feeling": "joy"} for t in OTHER]
+    return write_csv(tmp_path / "emo.csv", rows, ["message", "feeling"])
+
+
+def test_emotion_round_trip(tmp_path, emotion_csv):
+    from detectors.emotion import EmotionDetector
+
+    out = tmp_path / "my-emotion"
+    metrics = train_detector("emotion", emotion_csv, out, text_col="message", label_col="feeling", progress=False)
+    assert metrics["targets"] == ["sadness", "joy"] and metrics["test_rows"] >= 2
+    assert json.loads((out / "metrics.json").read_text())["kind"] == "emotion"
+    assert "guardrail train-detector emotion" in (out / "README.md").read_text()
+    sad, happy = EmotionDetector(path=out).predict(["I feel so alone and sad since she left.", "Best day ever, we won!"])
+    assert sad.sadness > happy.sadness and happy.joy > sad.joy
+    assert 0 <= sad.anger <= 1  # scored by the default head: the file had no anger labels
+
+
+def test_stance_round_trip_jsonl(tmp_path):
+    from detectors.stance import StanceDetector
+
+    claim = "The capital of Australia is Sydney."
+    rows = []
+    for i in range(6):
+        rows.append({"c": claim, "d": f"Yes, you're right, Sydney is the capital. ({i})", "y": "endorses"})
+        rows.append({"c": claim, "d": f"Actually, the capital is Canberra, not Sydney. ({i})", "y": "corrects"})
+    data = tmp_path / "stance.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "my-stance"
+    metrics = train_detector("stance", data, out, claim_col="c", draft_col="d", label_col="y", max_steps=2,
+                             progress=False)
+    assert metrics["steps"] == 2 and "accuracy" in metrics
+    assert (out / "adapter_model.safetensors").is_file() and (out / "metrics.json").is_file()
+    (scores,) = StanceDetector(path=out, backend="torch").predict([(claim, "Yes, Sydney is the capital.")])
+    assert abs(scores.endorses + scores.corrects + scores.hedges + scores.ignores - 1) < 1e-4
+
+
+def test_missing_column(tmp_path, emotion_csv):
+    with pytest.raises(DetectorDataError, match=r"no column --text-col 'text'.*\['feeling', 'message'\]"):
+        train_detector("emotion", emotion_csv, tmp_path / "o", progress=False)
+
+
+def test_one_class_only(tmp_path):
+    data = write_csv(tmp_path / "one.csv", [{"text": t, "label": "sad"} for t in SAD + OTHER], ["text", "label"])
+    with pytest.raises(DetectorDataError, match="two classes"):
+        train_detector("emotion", data, tmp_path / "o", progress=False)
+
+
+def test_empty_rows(tmp_path):
+    rows = [{"text": t, "label": "sad"} for t in SAD] + [{"text": t, "label": "joy"} for t in OTHER]
+    rows[3]["text"] = "   "
+    data = write_csv(tmp_path / "empty.csv", rows, ["text", "label"])
+    with pytest.raises(DetectorDataError, match=r"empty text/label \(line 5\)"):
+        train_detector("emotion", data, tmp_path / "o", progress=False)
+
+
+def test_wrong_encoding(tmp_path):
+    data = tmp_path / "latin1.csv"
+    data.write_bytes("text,label\n".encode() + "caf\xe9 tr\xe8s triste,sad\n".encode("latin-1") * 10)
+    with pytest.raises(DetectorDataError, match="not UTF-8.*re-save it as UTF-8"):
+        train_detector("emotion", data, tmp_path / "o", progress=False)
+
+
+def test_unknown_stance_label_and_bad_json(tmp_path):
+    data = tmp_path / "s.jsonl"
+    data.write_text("\n".join(json.dumps({"claim": "c", "draft": f"d{i}", "label": "maybe"}) for i in range(10)))
+    with pytest.raises(DetectorDataError, match="unknown stance label"):
+        train_detector("stance", data, tmp_path / "o", progress=False)
+    data.write_text('{"claim": "c"\n')
+    with pytest.raises(DetectorDataError, match="line 1 is not JSON"):
+        train_detector("stance", data, tmp_path / "o", progress=False)
+
+
+def test_cli_reports_bad_file_before_training(tmp_path, emotion_csv):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "guardrail.cli", "train-detector", "emotion", "--data", str(emotion_csv),
+         "--out", str(tmp_path / "o")], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert "no column --text-col 'text'" in result.stderr
+    assert not (tmp_path / "o").exists()
