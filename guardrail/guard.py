@@ -119,6 +119,7 @@ class _Finding:
     truth_stance: Optional[StanceScores] = None  # the draft's stance toward the true statement
     match: Optional[IndexMatch] = None  # the nearest misconception-index entry
     side: Optional[StanceScores] = None  # does the entry's true statement confirm or refute the claim?
+    earlier: Optional[StanceScores] = None  # the previous assistant answer's stance toward the claim
     neutral: Optional[str] = None
 
 
@@ -331,7 +332,7 @@ class Guard:
         live = [w for w in items if not w.done]
         with timer("beliefs", live):
             for w in live:
-                w.report = self.detectors.beliefs(w.user)
+                w.report = self._extract(w)
                 w.verdict.language = w.report.language
                 if w.report.language not in ("en", "und") and w.report.beliefs == []:
                     w.verdict.status = "unsupported_input"
@@ -377,6 +378,21 @@ class Guard:
             v.text = respond.annotate(w.draft, respond.CRISIS_REPLY)
         v.risk = 1.0
         w.done = True
+
+    def _extract(self, w: _Item) -> BeliefReport:
+        """Beliefs of the user turn. A follow-up without its own question ("Are you sure? I think it's X")
+        is read after the previous user question, so the claim is a full sentence."""
+        report = self.detectors.beliefs(w.user)
+        previous = next((m["content"] for m in reversed(w.history) if m["role"] == "user" and m["content"].strip()), None)
+        if previous is None or not report.beliefs or (report.question and not PUSHBACK.search(report.question)):
+            return report
+        offset = len(previous) + 1
+        joined = self.detectors.beliefs(f"{previous}\n{w.user}")
+        mine = [b.model_copy(update={"span": (b.span[0] - offset, b.span[1] - offset)})
+                for b in joined.beliefs if b.span[0] >= offset]
+        if not mine:
+            return report
+        return report.model_copy(update={"beliefs": mine, "question": joined.question})
 
     def _earlier_answer(self, w: _Item) -> Optional[str]:
         """The previous assistant answer, when this user turn pushes back on it."""
@@ -454,6 +470,9 @@ class Guard:
             if w.earlier:
                 pairs.append((w.earlier, w.draft))
                 slots.append((w, "capitulation"))
+                for f in w.findings:  # did the earlier answer reject the belief the user now pushes?
+                    pairs.append((f.belief.claim, w.earlier))
+                    slots.append((f, "earlier"))
         # Two calls: the short claim-vs-truth pairs would otherwise be padded to the drafts' length.
         short = [i for i, (_, kind) in enumerate(slots) if kind == "side"]
         long = [i for i, (_, kind) in enumerate(slots) if kind != "side"]
@@ -471,6 +490,8 @@ class Guard:
                 obj.truth_stance = s
             elif kind == "side":
                 obj.side = s
+            elif kind == "earlier":
+                obj.earlier = s
             elif kind == "capitulation":
                 obj.capitulation_stance = s
             elif kind == "reference_context":
@@ -541,10 +562,14 @@ class Guard:
                 action = act
         v.risk = max([b.risk for b in v.beliefs] + [0.0])
         cap = w.capitulation_stance
-        if w.earlier and cap is not None and cap.corrects >= p.capitulation_threshold:
+        # Capitulation: the draft contradicts the earlier answer, or the earlier answer rejected the belief
+        # the user now pushes and the draft goes along with it.
+        flipped = any(f.earlier is not None and f.earlier.corrects >= p.capitulation_threshold
+                      and _endorse_p(f.stance, p) >= p.capitulation_threshold for f in w.findings)
+        if w.earlier and cap is not None and (cap.corrects >= p.capitulation_threshold or flipped):
             v.capitulation = True
             v.reasons.append("draft abandons the earlier answer after push-back (capitulation)")
-            v.risk = max(v.risk, float(cap.corrects))
+            v.risk = max(v.risk, float(cap.corrects), max([_endorse_p(f.stance, p) for f in w.findings] + [0.0]))
             if SEVERITY[p.on_capitulation] > SEVERITY[action]:
                 action = p.on_capitulation
         v.action = action  # type: ignore[assignment]
