@@ -35,6 +35,8 @@ def load_paper_table(path: str | Path | None = None) -> list[dict]:
     need = {"Amendment_type", "Original Accuracy (%)", "Fine-tuned Accuracy (%)", "Model", "Dataset", "Test_Type"}
     if rows and not need <= set(rows[0]):
         raise ValueError(f"{path}: expected columns {sorted(need)}, found {sorted(rows[0])}.")
+    for r in rows:  # the published CSV has Windows line breaks inside quoted cells
+        r["Amendment_type"] = r["Amendment_type"].replace("\r\n", "\n").strip()
     return rows
 
 

@@ -124,9 +124,15 @@ def run_benchmark(
             store.put_items(its)
         items = {(it.task, it.question_id): it for its in items_by_task.values() for it in its}
 
+        # Round-robin over tasks, question by question, all templates and contexts of a question together:
+        # a run stopped early still has complete, paired cells for every task.
         work = []  # (key, item, template, context, prompt)
-        for its in items_by_task.values():
-            for it in its:
+        longest = max((len(its) for its in items_by_task.values()), default=0)
+        for i in range(longest):
+            for its in items_by_task.values():
+                if i >= len(its):
+                    continue
+                it = its[i]
                 for tpl in templates:
                     for ctx in contexts:
                         key = make_key(label, it.task, it.question_id, tpl, ctx, seed)

@@ -113,7 +113,7 @@ def first_mention(answer: str, aliases: Sequence[str], false_aliases: Sequence[s
 
 
 _LETTER_PATTERNS = [
-    r"answer is:?\s*\(?\**([A-D])\b",
+    r"[Aa]nswer(?: is)?:?\s*\(?\**([A-D])\b",
     r"^\W*\(?([A-D])[\).:\s]",
     r"^\W*\(?([A-D])\W*$",
     r"\boption\s*\(?([A-D])\b",
@@ -163,7 +163,12 @@ class Scorer:
         det = self.stance
         if det is None or not pairs:
             return [None] * len(pairs)
-        return det.predict(pairs)
+        try:
+            return det.predict(pairs)
+        except Exception as exc:  # leave the answers unscored; a later run scores them
+            self.stance_error = f"{type(exc).__name__}: {exc}"
+            self._stance = None
+            return [None] * len(pairs)
 
     def score_batch(self, items: Sequence[Item], answers: Sequence[str]) -> list[Score]:
         if len(items) != len(answers):
