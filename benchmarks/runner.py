@@ -53,15 +53,28 @@ def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
             if (keys is None or r.key in keys) and (r.task, r.question_id) in items]
     if not recs:
         return 0
+    verdicts: list[Any] = []
+    if hasattr(guard, "check_batch"):
+        for start in range(0, len(recs), 32):
+            part = recs[start : start + 32]
+            try:
+                verdicts += guard.check_batch([{"user_message": r.prompt, "draft": r.answer} for r in part])
+            except Exception as exc:  # a failing guard must not lose the answer: record it as an error
+                verdicts += [exc] * len(part)
+    else:
+        for r in recs:
+            try:
+                verdicts.append(guard.check(r.prompt, r.answer))
+            except Exception as exc:
+                verdicts.append(exc)
     guarded, actions = [], []
-    for r in recs:
-        try:
-            v = guard.check(r.prompt, r.answer)
+    for r, v in zip(recs, verdicts):
+        if isinstance(v, Exception):
+            guarded.append(r.answer)
+            actions.append(("error", f"error: {type(v).__name__}"))
+        else:
             guarded.append(getattr(v, "text", None) or r.answer)
             actions.append((str(getattr(v, "action", "pass")), str(getattr(v, "status", "ok"))))
-        except Exception as exc:  # a failing guard must not lose the answer: record it as an error
-            guarded.append(r.answer)
-            actions.append(("error", f"error: {type(exc).__name__}"))
     scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], guarded)
     store.set_guard((r.key, g, s.correct, s.refused, a, st) for r, g, s, (a, st) in zip(recs, guarded, scores, actions))
     return len(recs)
