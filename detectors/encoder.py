@@ -25,6 +25,7 @@ from detectors import models
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's trained window (sentence_bert_config.json)
 CACHE_SIZE = 4096
+TOKEN_CACHE_SIZE = 512
 BACKENDS = ("onnx", "torch")
 
 
@@ -134,6 +135,7 @@ class SharedEncoder:
         self.max_tokens = max_tokens
         self.source = models.encoder_path(name)
         self.tokenizer = models.load_tokenizer(self.source)
+        self.tokenizer.model_max_length = 10**9  # we cut to the window ourselves and record it; silence the notice
         self._session: Any = None
         self._torch: Any = None
         if self.backend == "onnx":
@@ -141,18 +143,20 @@ class SharedEncoder:
         else:
             self._torch = models.load_encoder(name)[0].auto_model.eval()
         self._cache: OrderedDict[str, tuple[np.ndarray, bool]] = OrderedDict()
+        self._token_cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray, bool]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @property
     def dim(self) -> int:
         return 384
 
-    def tokenize(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
+    def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> tuple[dict[str, np.ndarray], list[bool]]:
         """Token ids for a batch, padded to its longest member, and which texts were cut."""
+        limit = max_tokens or self.max_tokens
         ids = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-        truncated = [len(row) > self.max_tokens for row in ids]
+        truncated = [len(row) > limit for row in ids]
         sep = ids[0][-1] if ids and ids[0] else self.tokenizer.sep_token_id
-        ids = [row[: self.max_tokens - 1] + [sep] if cut else row for row, cut in zip(ids, truncated)]
+        ids = [row[: limit - 1] + [sep] if cut else row for row, cut in zip(ids, truncated)]
         width = max(len(row) for row in ids)
         input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
         attention = np.zeros((len(ids), width), dtype=np.int64)
@@ -186,6 +190,49 @@ class SharedEncoder:
             for j, i in enumerate(idx):
                 truncated[i] = cut[j]
         return vectors, truncated
+
+    def encode_tokens(self, texts: Sequence[str], batch_size: int = 32, max_tokens: int | None = None,
+                      use_cache: bool = True) -> tuple[list[np.ndarray], Encoded]:
+        """Per-text token vectors (unit length, special tokens dropped) and the sentence vectors, in one
+        pass. The sentence vectors also fill the ``encode`` cache, so a text is never encoded twice."""
+        texts = list(texts)
+        limit = max_tokens or self.max_tokens
+        tokens: list[np.ndarray | None] = [None] * len(texts)
+        pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
+        truncated = [False] * len(texts)
+        missing: dict[str, list[int]] = {}
+        with self._cache_lock:
+            for i, text in enumerate(texts):
+                hit = self._token_cache.get((text, limit)) if use_cache else None
+                if hit is not None:
+                    tokens[i], pooled[i], truncated[i] = hit
+                else:
+                    missing.setdefault(text, []).append(i)
+        unique = list(missing)
+        order = np.argsort([len(t) for t in unique])
+        for start in range(0, len(unique), batch_size):
+            idx = order[start : start + batch_size]
+            feed, cut = self.tokenize([unique[k] for k in idx], limit)
+            hidden = self._hidden(feed)
+            mask = feed["attention_mask"]
+            for j, k in enumerate(idx):
+                n = int(mask[j].sum())
+                states = hidden[j, :n]
+                vec = states.mean(0)
+                vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+                inner = states[1 : max(2, n - 1)]  # drop [CLS] and [SEP]
+                inner = inner / np.clip(np.linalg.norm(inner, axis=1, keepdims=True), 1e-12, None)
+                value = (inner.astype(np.float32), vec.astype(np.float32), cut[j])
+                for i in missing[unique[k]]:
+                    tokens[i], pooled[i], truncated[i] = value
+                if use_cache:
+                    with self._cache_lock:
+                        self._token_cache[(unique[k], limit)] = value
+                        while len(self._token_cache) > TOKEN_CACHE_SIZE:
+                            self._token_cache.popitem(last=False)
+                        if limit == MAX_TOKENS:
+                            self._cache[unique[k]] = (value[1], value[2])
+        return tokens, Encoded(pooled, truncated)  # type: ignore[return-value]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, use_cache: bool = True) -> Encoded:
         """Vectors for ``texts``; texts seen before in this process are not encoded again."""

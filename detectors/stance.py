@@ -1,21 +1,26 @@
 """Stance of a draft towards a claim: probabilities for endorses, corrects, hedges, ignores.
 
-A cross-encoder: the embedded MiniLM reads the claim (with the question, when given) and the draft
-together, so it sees a draft that repeats a claim in order to refute it as a correction, and advice
-given inside a false premise as an endorsement. The default weights (``detectors/weights/stance/``)
-are a LoRA adapter plus classification head (a few MB) trained on NLI and on task data built from
-TruthfulQA and TriviaQA (see its README); ``StanceDetector(path=DIR)`` loads an adapter written by
-``guardrail train-detector stance``.
+Two model kinds load from a weights folder (``config.json`` says which):
 
-For speed the adapter is merged into the encoder and exported once to int8 ONNX under
-``$GUARDRAIL_HOME/onnx/`` (a cache keyed by the adapter's bytes); ``backend="torch"`` skips that.
-A draft cut to the model's window sets ``truncated``. An empty draft or claim is scored 'ignores'.
+- ``stance-head`` (the shipped default, ``detectors/weights/stance/``): a small MLP over frozen features
+  of the shared MiniLM encoder -- the claim and draft sentence vectors ([u, v, |u-v|, u*v]), a soft
+  token alignment of the claim onto the draft (decomposable-attention style: which claim words the
+  draft covers, and how), and lexical cues (agreement, negation, correction, hedging, premise words).
+  Every text is encoded once (the draft once for all its claims) through the int8 ONNX encoder, so it
+  is cheap on CPU. Trained on NLI and task data from TruthfulQA and TriviaQA (see its README).
+- ``stance-cross-encoder``: MiniLM reading claim and draft together with a LoRA adapter and head
+  (``training.detector_stance.train_stance``); more accurate when trained on a GPU, too slow to train
+  on a shared 2-core CPU. It is merged and exported once to int8 ONNX under ``$GUARDRAIL_HOME/onnx/``.
+
+``StanceDetector(path=DIR)`` loads either kind written by ``guardrail train-detector stance``. A draft
+cut to the model's window sets ``truncated``. An empty draft or claim is scored 'ignores'.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,13 +42,13 @@ class StanceWeightsError(ValueError):
 
 def read_config(folder: Path) -> dict[str, Any]:
     config_path = folder / "config.json"
-    if not config_path.is_file() or not (folder / "adapter_config.json").is_file():
+    if not config_path.is_file() or not ((folder / "adapter_config.json").is_file() or (folder / "head.npz").is_file()):
         raise StanceWeightsError(
-            f"{folder} has no stance weights (config.json + adapter_config.json): pass the --out folder of "
+            f"{folder} has no stance weights (config.json + head.npz or a LoRA adapter): pass the --out folder of "
             f"`guardrail train-detector stance`, or no path for the defaults."
         )
     config = json.loads(config_path.read_text())
-    if config.get("kind") != "stance-cross-encoder":
+    if config.get("kind") not in ("stance-head", "stance-cross-encoder"):
         raise StanceWeightsError(f"{folder} holds {config.get('kind')!r} weights, not stance weights.")
     return config
 
@@ -66,6 +71,92 @@ def stance_onnx_path(folder: Path) -> Path:
     return models.guardrail_home() / "onnx" / f"stance-{_digest(folder)}-int8.onnx"
 
 
+# --- the default model: a small head over frozen shared-encoder features (cheap on CPU) ---
+
+_CUES = {
+    "agree": r"\b(?:you'?re (?:absolutely |totally |completely |so |quite )?right|that'?s (?:right|correct|true)|yes|yeah|"
+             r"indeed|exactly|correct|absolutely|of course|you remembered|great point|not wrong|spot on|well done)\b",
+    "negation": r"(?:\b(?:not|no|never|nobody|nothing|none|neither|nor|cannot)\b|n't\b)",
+    "correction": r"\b(?:actually|in fact|misconception|myth|not true|incorrect|wrong|mistaken|false|however|but|rather|"
+                  r"instead|contrary|common belief|mix-up|otherwise)\b",
+    "hedge": r"\b(?:not (?:completely |entirely |totally |really )?sure|maybe|perhaps|might|may|possibly|hard to say|"
+             r"uncertain|not certain|can'?t confirm|don'?t know|either way|double-check|depends|some say|"
+             r"different views|unclear|not sure)\b",
+    "premise": r"\b(?:since|given that|because|so you should|best thing you can do|here'?s what|you should|"
+               r"i'?d suggest|you can|plan around|step by step)\b",
+    "comfort": r"\b(?:sorry|here for you|take care|reach out|rest|breathe|not alone|hugs?|kind to yourself)\b",
+    "you_said": r"\b(?:you said|you mentioned|you think|you believe|you'?re saying)\b",
+    "question": r"\?",
+}
+_CUE_RES = {name: re.compile(p, re.IGNORECASE) for name, p in _CUES.items()}
+_STOP = set("the a an of to in on at is are was were be been it its this that these those and or but for with as by "
+            "from i you he she they we my your his her their our me them what which who whom how why when where do "
+            "does did has have had not no yes so if than then there here very just also can will would should could "
+            "about into over".split())
+_TOKEN = re.compile(r"[a-z0-9]+")
+FEATURE_VERSION = 1
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in _TOKEN.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def lexical_features(claim: str, draft: str) -> np.ndarray:
+    """Cue counts in the draft, negation in the claim, and word overlap both ways (~20 numbers)."""
+    c_words, d_words = _content(claim), _content(draft)
+    overlap = len(c_words & d_words)
+    feats = [np.log1p(len(r.findall(draft))) for r in _CUE_RES.values()]
+    feats += [np.log1p(len(_CUE_RES["negation"].findall(claim))),
+              overlap / max(1, len(c_words)), overlap / max(1, len(d_words)), float(c_words <= d_words),
+              np.log1p(len(d_words)), np.log1p(len(c_words)),
+              float(bool(set(re.findall(r"\d+", claim)) - set(re.findall(r"\d+", draft))))]
+    head = draft[:200].lower()
+    feats += [float(bool(_CUE_RES["agree"].search(head))), float(bool(_CUE_RES["correction"].search(head))),
+              float(bool(_CUE_RES["hedge"].search(head))), float(bool(_CUE_RES["premise"].search(draft[:80])))]
+    return np.array(feats, dtype=np.float32)
+
+
+def pair_features(claim_tokens: np.ndarray, draft_tokens: np.ndarray, u: np.ndarray, v: np.ndarray,
+                  claim: str, draft: str) -> np.ndarray:
+    """Bi-encoder features [u, v, |u-v|, u*v], soft token alignment of the claim onto the draft
+    (decomposable-attention style), alignment statistics and lexical cues."""
+    sim = claim_tokens @ draft_tokens.T if len(claim_tokens) and len(draft_tokens) else np.zeros((1, 1), np.float32)
+    c2d, d2c = sim.max(1), sim.max(0)
+    weights = np.exp(10.0 * (sim - sim.max(1, keepdims=True)))
+    weights /= weights.sum(1, keepdims=True)
+    aligned = weights @ draft_tokens if len(draft_tokens) else np.zeros_like(claim_tokens)
+    ct = claim_tokens if len(claim_tokens) else np.zeros((1, u.shape[0]), np.float32)
+    aligned = aligned if len(aligned) else np.zeros_like(ct)
+    stats = np.array([c2d.mean(), c2d.min(), np.percentile(c2d, 25), d2c.mean(), d2c.max()], dtype=np.float32)
+    return np.concatenate([u, v, np.abs(u - v), u * v, (ct - aligned).mean(0), (ct * aligned).mean(0), stats,
+                           lexical_features(claim, draft)]).astype(np.float32)
+
+
+def featurize(pairs: Sequence[tuple[str, str]], encoder_name: str | None = None, backend: str | None = None,
+              use_cache: bool = True) -> tuple[np.ndarray, list[bool]]:
+    """Features for (claim-with-question, draft) pairs; each distinct text is encoded once."""
+    from detectors.encoder import get_encoder
+
+    encoder = get_encoder(encoder_name, backend)
+    claims, drafts = [p[0] for p in pairs], [p[1] for p in pairs]
+    c_tokens, c_enc = encoder.encode_tokens(claims, max_tokens=MAX_CLAIM_TOKENS, use_cache=use_cache)
+    d_tokens, d_enc = encoder.encode_tokens(drafts, use_cache=use_cache)
+    rows = [pair_features(c_tokens[i], d_tokens[i], c_enc.vectors[i], d_enc.vectors[i], claims[i], drafts[i])
+            for i in range(len(pairs))]
+    return (np.stack(rows) if rows else np.zeros((0, 1), np.float32)), list(d_enc.truncated)
+
+
+class _StanceHead:
+    def __init__(self, folder: Path) -> None:
+        arrays = np.load(folder / "head.npz")
+        self.mu, self.sd = arrays["mu"], arrays["sd"]
+        self.w1, self.b1, self.w2, self.b2 = (arrays[k].astype(np.float32) for k in ("w1", "b1", "w2", "b2"))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        hidden = np.maximum(((x - self.mu) / self.sd) @ self.w1 + self.b1, 0.0)
+        return hidden @ self.w2 + self.b2
+
+
 class StanceDetector:
     """``predict([(claim, draft[, question]), ...]) -> list[StanceScores]`` (see the module docstring)."""
 
@@ -79,9 +170,13 @@ class StanceDetector:
         self.temperature = float(self.config.get("temperature", 1.0))
         self.max_tokens = int(self.config.get("max_tokens", MAX_TOKENS))
         self.backend = backend or default_backend()
+        self.kind = self.config["kind"]
         self._session: Any = None
         self._model: Any = None
-        if self.backend == "onnx":
+        self._head: _StanceHead | None = None
+        if self.kind == "stance-head":
+            self._head = models.cached_object(("stance-head", str(folder.resolve())), lambda: _StanceHead(folder))
+        elif self.backend == "onnx":
             target = stance_onnx_path(folder)
             if not target.is_file():
                 with models._lock:
@@ -121,7 +216,7 @@ class StanceDetector:
         with torch.inference_mode():
             return self._model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.float().numpy()
 
-    def predict(self, pairs: Sequence[tuple], batch_size: int = 16) -> list[StanceScores]:
+    def predict(self, pairs: Sequence[tuple], batch_size: int = 32) -> list[StanceScores]:
         if isinstance(pairs, tuple) and pairs and isinstance(pairs[0], str):
             raise TypeError("pairs must be a list of (claim, draft[, question]) tuples: wrap one pair as [(claim, draft)].")
         rows = []
@@ -141,12 +236,19 @@ class StanceDetector:
         order = sorted(todo, key=lambda i: len(rows[i][1]) + len(rows[i][0]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
+            if self._head is not None:
+                x, cut = featurize([(first_segment(rows[i][0], rows[i][2]), rows[i][1]) for i in idx], backend=self.backend)
+                logits = self._head.logits(x) / self.temperature
+                self._fill(results, idx, logits, cut)
+                continue
             feed, cut = self._encode([first_segment(rows[i][0], rows[i][2]) for i in idx], [rows[i][1] for i in idx])
-            logits = self._logits(feed) / self.temperature
-            probs = np.exp(logits - logits.max(1, keepdims=True))
-            probs /= probs.sum(1, keepdims=True)
-            for j, i in enumerate(idx):
-                scores = {name: float(probs[j, k]) for k, name in enumerate(self.labels)}
-                results[i] = StanceScores(**{name: min(1.0, max(0.0, scores.get(name, 0.0))) for name in STANCE_LABELS},
-                                          truncated=cut[j])
+            self._fill(results, idx, self._logits(feed) / self.temperature, cut)
         return results  # type: ignore[return-value]
+
+    def _fill(self, results: list, idx: Sequence[int], logits: np.ndarray, cut: Sequence[bool]) -> None:
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        for j, i in enumerate(idx):
+            scores = {name: float(probs[j, k]) for k, name in enumerate(self.labels)}
+            results[i] = StanceScores(**{name: min(1.0, max(0.0, scores.get(name, 0.0))) for name in STANCE_LABELS},
+                                      truncated=bool(cut[j]))

@@ -61,11 +61,27 @@ def test_stance_round_trip_jsonl(tmp_path):
     data = tmp_path / "stance.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "my-stance"
-    metrics = train_detector("stance", data, out, claim_col="c", draft_col="d", label_col="y", max_steps=2,
+    metrics = train_detector("stance", data, out, claim_col="c", draft_col="d", label_col="y", max_steps=10,
                              progress=False)
-    assert metrics["steps"] == 2 and "accuracy" in metrics
-    assert (out / "adapter_model.safetensors").is_file() and (out / "metrics.json").is_file()
-    (scores,) = StanceDetector(path=out, backend="torch").predict([(claim, "Yes, Sydney is the capital.")])
+    assert metrics["method"] == "head" and metrics["test_rows"] >= 2 and "accuracy" in metrics
+    assert (out / "head.npz").is_file() and (out / "metrics.json").is_file()
+    agree, refute = StanceDetector(path=out).predict([(claim, "Yes, you're right, Sydney is the capital."),
+                                                      (claim, "Actually, the capital is Canberra, not Sydney.")])
+    assert agree.endorses > refute.endorses and refute.corrects > agree.corrects
+
+
+def test_stance_lora_round_trip(tmp_path):
+    """The cross-encoder path: one optimiser step, saved adapter, loads and scores by path."""
+    from detectors.stance import StanceDetector
+
+    rows = [{"claim": "Sydney is the capital.", "draft": f"Yes, it is. ({i})", "label": "endorses" if i % 2 else "corrects"}
+            for i in range(10)]
+    data = tmp_path / "s.csv"
+    write_csv(data, rows, ["claim", "draft", "label"])
+    out = tmp_path / "lora"
+    metrics = train_detector("stance", data, out, method="lora", max_steps=1, progress=False)
+    assert metrics["steps"] == 1 and (out / "adapter_model.safetensors").is_file()
+    (scores,) = StanceDetector(path=out, backend="torch").predict([("Sydney is the capital.", "Yes.")])
     assert abs(scores.endorses + scores.corrects + scores.hedges + scores.ignores - 1) < 1e-4
 
 

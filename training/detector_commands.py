@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         question_col: Optional[str] = typer.Option(None, help="stance: optional column with the question."),
         target: str = typer.Option("sadness", help="emotion: which score 0/1 labels train (sadness, anger, joy, fear, distress)."),
         test_fraction: float = typer.Option(0.2, help="Share of rows held out for the metrics."),
-        max_steps: int = typer.Option(200, help="stance: most optimiser steps."),
+        method: str = typer.Option("head", help="stance: 'head' (fast, over frozen features; continues the default) or 'lora' (cross-encoder; GPU advised)."),
+        max_steps: int = typer.Option(200, help="stance: most optimiser steps (lora) or epochs, capped at 60 (head)."),
         time_limit: float = typer.Option(900, help="stance: wall-clock cap in seconds."),
         seed: int = typer.Option(0, help="Random seed for the split and the training."),
     ) -> None:
@@ -41,7 +42,8 @@ def register(app: typer.Typer) -> None:
         try:
             metrics = train_detector(kind.value, data, out, text_col=text_col, label_col=label_col, claim_col=claim_col,
                                      draft_col=draft_col, question_col=question_col, target=target,
-                                     test_fraction=test_fraction, max_steps=max_steps, time_limit_s=time_limit, seed=seed)
+                                     test_fraction=test_fraction, max_steps=max_steps, time_limit_s=time_limit, seed=seed,
+                                     method=method)
         except DetectorDataError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)

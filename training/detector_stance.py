@@ -141,3 +141,101 @@ def train_stance(train: Sequence[StanceExample], dev: Sequence[StanceExample], o
 
     shutil.rmtree(checkpoints, ignore_errors=True)
     return config
+
+
+# ---------------------------------------------------------------- the default: a head over frozen features
+
+def stance_features(examples: Sequence[StanceExample], *, label: str = "stance pairs", progress: bool = True,
+                    chunk: int = 512) -> np.ndarray:
+    """``detectors.stance.featurize`` for many examples, cached on disk in chunks (a crash resumes)."""
+    import hashlib
+
+    from detectors.encoder import default_backend
+    from detectors.stance import FEATURE_VERSION, featurize, first_segment
+    from training.detector_features import features_dir
+
+    pairs = [(first_segment(e.claim, e.question), e.draft) for e in examples]
+    digest = hashlib.sha1(f"stance{FEATURE_VERSION}{default_backend()}".encode())
+    for claim, draft in pairs:
+        digest.update(claim.encode("utf-8", "replace") + b"\x00" + draft.encode("utf-8", "replace") + b"\x01")
+    folder = features_dir() / f"stance-{digest.hexdigest()[:16]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for start in range(0, len(pairs), chunk):
+        path = folder / f"{start:08d}.npy"
+        if path.is_file():
+            parts.append(np.load(path))
+            continue
+        x, _ = featurize(pairs[start : start + chunk], use_cache=False)
+        np.save(path.with_suffix(".tmp.npy"), x)
+        path.with_suffix(".tmp.npy").replace(path)
+        parts.append(x)
+        if progress:
+            print(f"  {label}: {min(start + chunk, len(pairs))}/{len(pairs)} pairs encoded", flush=True)
+    return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
+
+
+def train_stance_head(train: Sequence[StanceExample], dev: Sequence[StanceExample], out: str | Path, *,
+                      init_from: str | Path | None = None, hidden: int = 256, epochs: int = 40, lr: float = 1e-3,
+                      seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Train the 4-way MLP head over frozen features (optionally starting from ``init_from``'s head),
+    keep the best dev epoch, fit a temperature on dev, and save a StanceDetector folder at ``out``."""
+    import torch
+
+    started = time.monotonic()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x = stance_features(train, label="train", progress=progress)
+    y = np.array([STANCE_LABELS.index(e.label) for e in train])
+    x_dev = stance_features(dev, label="dev", progress=progress) if len(dev) else x
+    y_dev = np.array([STANCE_LABELS.index(e.label) for e in dev]) if len(dev) else y
+    torch.manual_seed(seed)
+    start_arrays = dict(np.load(Path(init_from) / "head.npz")) if init_from else None
+    if start_arrays is not None:
+        mu, sd = start_arrays["mu"], start_arrays["sd"]
+        hidden = start_arrays["w1"].shape[1]
+    else:
+        mu, sd = x.mean(0), x.std(0) + 1e-4
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                              torch.nn.Linear(hidden, len(STANCE_LABELS)))
+    if start_arrays is not None:
+        with torch.no_grad():
+            net[0].weight.copy_(torch.from_numpy(start_arrays["w1"].T.astype(np.float32)))
+            net[0].bias.copy_(torch.from_numpy(start_arrays["b1"].astype(np.float32)))
+            net[3].weight.copy_(torch.from_numpy(start_arrays["w2"].T.astype(np.float32)))
+            net[3].bias.copy_(torch.from_numpy(start_arrays["b2"].astype(np.float32)))
+    xt = torch.from_numpy(((x - mu) / sd).astype(np.float32))
+    yt = torch.from_numpy(y)
+    xd = torch.from_numpy(((x_dev - mu) / sd).astype(np.float32))
+    yd = torch.from_numpy(y_dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    best, best_state = float("inf"), {k: v.clone() for k, v in net.state_dict().items()}
+    for epoch in range(epochs):
+        net.train()
+        perm = torch.randperm(len(xt))
+        for s in range(0, len(xt), 128):
+            idx = perm[s : s + 128]
+            opt.zero_grad()
+            loss_fn(net(xt[idx]), yt[idx]).backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            dev_loss = float(loss_fn(net(xd), yd))
+        if dev_loss < best:
+            best, best_state = dev_loss, {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    with torch.no_grad():
+        dev_logits = net(xd).numpy()
+    temperature = fit_temperature(dev_logits, y_dev)
+    arrays = {"w1": net[0].weight.detach().numpy().T, "b1": net[0].bias.detach().numpy(),
+              "w2": net[3].weight.detach().numpy().T, "b2": net[3].bias.detach().numpy(), "mu": mu, "sd": sd}
+    np.savez_compressed(out / "head.npz", **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
+    from detectors.stance import FEATURE_VERSION
+
+    config = {"kind": "stance-head", "labels": list(STANCE_LABELS), "temperature": temperature,
+              "feature_version": FEATURE_VERSION, "encoder": models.DEFAULT_ENCODER, "hidden": hidden,
+              "train_examples": len(train), "dev_examples": len(dev), "dev_loss": round(best, 4),
+              "train_seconds": round(time.monotonic() - started, 1)}
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return config

@@ -119,8 +119,8 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
     return metrics
 
 
-def default_stance_data(seed: int = 0, nli_limit: int = 6000, anli_limit: int = 600, task_limit: int = 4000,
-                        dev_limit: int = 300) -> dict[str, list]:
+def default_stance_data(seed: int = 0, nli_limit: int = 3200, anli_limit: int = 300, task_limit: int = 2000,
+                        dev_limit: int = 200) -> dict[str, list]:
     """Training and dev examples for the default stance model (subsampled for a CPU budget)."""
     from training.stance_data import build_task_data, load_nli
 
@@ -137,14 +137,20 @@ def default_stance_data(seed: int = 0, nli_limit: int = 6000, anli_limit: int = 
     return {"train": train, "dev": dev}
 
 
-def train_default_stance(out: Path = WEIGHTS / "stance", *, time_limit_s: float = 15 * 60, max_steps: int = 700,
-                         batch_size: int = 16, progress: bool = True) -> dict[str, Any]:
-    """The default stance adapter: NLI + task data, LoRA on the embedded MiniLM, capped in wall-clock time."""
-    from training.detector_stance import train_stance
-
+def train_default_stance(out: Path = WEIGHTS / "stance", *, method: str = "head", time_limit_s: float = 15 * 60,
+                         max_steps: int = 700, batch_size: int = 16, progress: bool = True) -> dict[str, Any]:
+    """The default stance model from NLI + task data: ``method='head'`` (the shipped default) trains a small
+    head over frozen shared-encoder features; ``method='lora'`` fine-tunes a LoRA cross-encoder (needs a
+    GPU or an idle multi-core CPU), capped in wall-clock time."""
     data = default_stance_data()
-    return train_stance(data["train"], data["dev"], out, max_steps=max_steps, time_limit_s=time_limit_s,
-                        batch_size=batch_size, lr=6e-4, progress=progress)
+    if method == "lora":
+        from training.detector_stance import train_stance
+
+        return train_stance(data["train"], data["dev"], out, max_steps=max_steps, time_limit_s=time_limit_s,
+                            batch_size=batch_size, lr=6e-4, progress=progress)
+    from training.detector_stance import train_stance_head
+
+    return train_stance_head(data["train"], data["dev"], out, progress=progress)
 
 
 # ---------------------------------------------------------------- user files
@@ -295,7 +301,7 @@ def write_card(out: Path, kind: str, data: str, command: str, metrics: dict[str,
 def train_detector(kind: str, data: str | Path, out: str | Path, *, text_col: str = "text", label_col: str = "label",
                    claim_col: str = "claim", draft_col: str = "draft", question_col: str | None = None,
                    target: str = "sadness", test_fraction: float = 0.2, seed: int = 0, max_steps: int = 200,
-                   time_limit_s: float | None = 900, progress: bool = True) -> dict[str, Any]:
+                   time_limit_s: float | None = 900, method: str = "head", progress: bool = True) -> dict[str, Any]:
     """Validate ``data``, train a detector on it, evaluate on a held-out split, and write ``out``.
 
     Returns the metrics dict (also written to ``out/metrics.json``)."""
@@ -331,14 +337,28 @@ def train_detector(kind: str, data: str | Path, out: str | Path, *, text_col: st
         train_idx, test_idx = _split(len(examples), test_fraction, seed)
         train = [examples[i] for i in train_idx]
         test = [examples[i] for i in test_idx]
-        config = train_stance(train, test[: max(1, len(test) // 2)] if len(test) > 20 else [], out,
-                              init_from=DEFAULT_PATH if (DEFAULT_PATH / "adapter_config.json").is_file() else None,
-                              max_steps=max_steps, time_limit_s=time_limit_s, batch_size=16, lr=2e-4, seed=seed,
-                              progress=progress)
-        detector = StanceDetector(path=out, backend="torch")
+        n_dev = int(len(train) * 0.15) if len(train) >= 40 else 0
+        dev, fit = (train[:n_dev], train[n_dev:]) if n_dev else ([], train)
+        if method == "lora":
+            config = train_stance(fit, dev, out,
+                                  init_from=DEFAULT_PATH if (DEFAULT_PATH / "adapter_config.json").is_file() else None,
+                                  max_steps=max_steps, time_limit_s=time_limit_s, batch_size=16, lr=2e-4, seed=seed,
+                                  progress=progress)
+        elif method == "head":
+            from training.detector_stance import train_stance_head
+
+            # continue from the default head: a few user examples adjust it rather than replace it
+            init = DEFAULT_PATH if (DEFAULT_PATH / "head.npz").is_file() else None
+            config = train_stance_head(fit, dev, out, init_from=init, epochs=max(5, min(60, max_steps)),
+                                       lr=3e-4 if init else 1e-3, seed=seed, progress=progress)
+            config["steps"] = config.get("steps", 0)
+        else:
+            raise DetectorDataError(f"method must be 'head' or 'lora', got {method!r}.")
+        detector = StanceDetector(path=out, backend="torch" if method == "lora" else None)
         scores = detector.predict([(e.claim, e.draft, e.question) for e in test])
         probs = np.array([[getattr(s, name) for name in STANCE_LABELS] for s in scores])
-        metrics = {"kind": kind, "train_rows": len(train), "test_rows": len(test), "steps": config["steps"],
+        metrics = {"kind": kind, "method": method, "train_rows": len(train), "test_rows": len(test),
+                   "steps": config.get("steps"),
                    **stance_metrics([e.label for e in test], probs)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_card(out, kind, str(data), command, metrics)
