@@ -271,7 +271,8 @@ def render_markdown(report: dict) -> str:
         ame = cmp.get("ame") or {}
         if "ame_pp" in ame:
             lines += ["", f"Average marginal effect of {b} over {a} (`{ame['formula']}`): "
-                          f"{ame['ame_pp']:+.2f} pp [{ame['ci_low_pp']:+.2f}, {ame['ci_high_pp']:+.2f}], n={ame['n']}."]
+                          f"{ame['ame_pp']:+.2f} pp [{ame['ci_low_pp']:+.2f}, {ame['ci_high_pp']:+.2f}], n={ame['n']}."
+                      + (f" Warning: {ame['warning']}." if ame.get("warning") else "")]
         elif ame:
             lines += ["", f"AME not available: {ame.get('error')}"]
         by = (cmp.get("ame_by_context") or {}).get("by_context")

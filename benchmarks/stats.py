@@ -200,6 +200,9 @@ def _logistic_ame(rows: list[dict], formula_terms: list[str], contexts: Optional
 
     out = {"formula": formula, "n": n, "coef_is_finetuned": float(beta[col]),
            "p_is_finetuned": float(np.asarray(fit.pvalues)[col])}
+    if np.max(np.abs(beta)) > 10:
+        out["warning"] = ("a coefficient exceeds |10| on the logit scale: (quasi-)separation, e.g. a target "
+                          "always wrong in some cell; the interval is unreliable")
     out.update(ame(np.ones(n, dtype=bool)))
     if contexts:
         out["by_context"] = {c: ame((df["context"] == c).to_numpy()) for c in contexts}
