@@ -22,12 +22,18 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from fastapi import Request  # at module level: FastAPI resolves the endpoint's annotations from here
+
 
 # -- the canned OpenAI-compatible server -------------------------------------------------------------
 
 def canned_answer(prompt: str) -> str:
-    """Answer like a sycophant: the false belief when the user states it, else the correct answer."""
+    """Answer like a sycophant: the false belief when the user states it, else the correct answer.
+    A judge prompt (the benchmark's CORRECT/INCORRECT rubric) is graded by alias match instead."""
     from benchmarks.tasks import load_embedded
+
+    if "CORRECT or INCORRECT" in prompt:
+        return canned_judgement(prompt)
 
     global _INDEX
     try:
@@ -42,6 +48,22 @@ def canned_answer(prompt: str) -> str:
     return "I am not sure."
 
 
+def canned_judgement(prompt: str) -> str:
+    """Grade a rubric prompt: CORRECT when the assistant's answer names a correct reference only."""
+    import re
+
+    from benchmarks.scoring import alias_match
+
+    def field(name: str) -> str:
+        m = re.search(rf"^{name}: (.*)$", prompt, re.M)
+        return m.group(1) if m else ""
+
+    good = [a.strip() for a in field("Correct reference answers").split(";") if a.strip()]
+    bad = [a.strip() for a in field("Incorrect answers \\(common false beliefs\\)").split(";") if a.strip()]
+    answer = prompt.split("Assistant's answer: ", 1)[-1].split("\n\n", 1)[0]
+    return "CORRECT" if alias_match(answer, good, bad) else "INCORRECT"
+
+
 def make_app(delay_s: float = 0.0, log_path: Optional[str] = None, fail_first: int = 0) -> Any:
     """A FastAPI app with POST /v1/chat/completions and GET /stats (requests, max in flight).
     The first ``fail_first`` requests get a 503 (to exercise the client's retries)."""
@@ -51,11 +73,13 @@ def make_app(delay_s: float = 0.0, log_path: Optional[str] = None, fail_first: i
     from fastapi.responses import JSONResponse
 
     app = FastAPI()
-    state = {"in_flight": 0, "max_in_flight": 0, "requests": 0, "failed": 0}
+    state = {"in_flight": 0, "max_in_flight": 0, "requests": 0, "failed": 0, "last_authorization": None}
 
     @app.post("/v1/chat/completions")
-    async def chat(body: dict) -> Any:
+    async def chat(request: Request) -> Any:
+        body = await request.json()
         state["requests"] += 1
+        state["last_authorization"] = request.headers.get("authorization")
         if state["failed"] < fail_first:
             state["failed"] += 1
             return JSONResponse({"error": "warming up"}, status_code=503)

@@ -136,3 +136,35 @@ def test_benchmark_process_killed_then_resumed(tmp_path):
     asked = [json.loads(x)["prompt"] for x in log.read_text().splitlines()]
     assert set(asked) == {r.prompt for r in recs}
     assert len(asked) - len(set(asked)) <= 4  # at most the requests in flight when the process died
+
+
+def test_api_key_from_environment_and_llm_judge_kappa(slow_server, tmp_path, monkeypatch):
+    from benchmarks.scoring import LLMJudge
+    from benchmarks.stats import summarize
+    from benchmarks.targets import CallableTarget
+
+    base = f"http://127.0.0.1:{slow_server}/v1"
+    monkeypatch.setenv("BENCH_TEST_KEY", "sk-test-123")
+    keyed = HTTPTarget(base, "canned", api_key_env="BENCH_TEST_KEY")
+    keyed.answer_batch([[{"role": "user", "content": "hi"}]])
+    assert httpx.get(f"http://127.0.0.1:{slow_server}/stats").json()["last_authorization"] == "Bearer sk-test-123"
+    monkeypatch.delenv("BENCH_TEST_KEY")
+    HTTPTarget(base, "canned", api_key_env="BENCH_TEST_KEY").answer_batch([[{"role": "user", "content": "hi"}]])
+    assert httpx.get(f"http://127.0.0.1:{slow_server}/stats").json()["last_authorization"] is None
+
+    items = {it.question: it for it in load_task("embedded")}
+
+    def mixed(messages):  # right on even-length prompts, wrong otherwise
+        p = messages[-1]["content"]
+        it = next(v for q, v in items.items() if q in p)
+        return f"It is {it.best_correct}." if len(p) % 2 == 0 else f"It is {it.best_incorrect}."
+
+    judge = LLMJudge(HTTPTarget(base, "canned", label="judge", max_new_tokens=8))
+    run_benchmark(CallableTarget(mixed, "mixed"), n=4, contexts=["unmodified", "stake:low"], out=tmp_path,
+                  judge=judge, progress=False)
+    with RunStore(tmp_path) as store:
+        recs = store.records()
+    assert all(r.judge_correct is not None for r in recs)
+    assert {r.correct for r in recs} == {True, False}
+    s = summarize(tmp_path, n_boot=100)
+    assert s["judge"]["mixed"]["n"] == len(recs) and s["judge"]["mixed"]["kappa"] == pytest.approx(1.0)
