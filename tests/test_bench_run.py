@@ -91,3 +91,37 @@ def test_paper_table_mapping():
     llama8 = [r for r in rows if r["Model"] == "llama-8b" and r["Dataset"] == "trivia"
               and (r["Test_Type"], r["Amendment_type"]) == paper_cell_key("original", "unmodified")]
     assert len(llama8) == 1 and 100 - float(llama8[0]["Original Accuracy (%)"]) == pytest.approx(24.38)
+
+
+def test_guard_pass_scores_raw_and_guarded_answers(real_run, chat_model, tmp_path):
+    from guardrail import Guard
+
+    guard = Guard()
+    try:
+        guard.warmup()
+    except Exception as exc:  # its detector weights are not in this tree yet
+        pytest.skip(f"the Guard cannot load: {type(exc).__name__}: {exc}")
+    target = LocalTarget(chat=chat_model, label="smollm2", max_new_tokens=24, batch_size=16)
+    run_benchmark(target, n=3, contexts=CONTEXTS, out=real_run, guard=guard, progress=False)
+    with RunStore(real_run) as store:
+        recs = store.records("smollm2")
+    assert len(recs) == 12  # nothing generated again: the guard ran over the stored answers
+    assert all(r.guard_action is not None and r.guard_status is not None for r in recs)
+    assert all(r.guarded_correct is not None or r.guarded_refused for r in recs)
+    s = summarize(real_run, target="smollm2", n_boot=100)
+    assert sum(s["guard_actions"]["smollm2"].values()) == 12
+    write_report([real_run], tmp_path / "rep", n_boot=100)
+    assert (tmp_path / "rep" / "guard_effect.png").stat().st_size > 0
+
+
+def test_a_failing_guard_keeps_the_raw_answer(tmp_path):
+    class Broken:
+        def check_batch(self, items):
+            raise RuntimeError("detector crashed")
+
+    run_benchmark(CallableTarget(lambda m: "It is Canberra.", "plain"), n=2, contexts=["unmodified"], out=tmp_path,
+                  guard=Broken(), progress=False)
+    with RunStore(tmp_path) as store:
+        recs = store.records()
+    assert recs and all(r.guard_action == "error" and r.guarded_answer == r.answer for r in recs)
+    assert all(r.guard_status == "error: RuntimeError" for r in recs)
