@@ -116,7 +116,85 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
     save_head(arrays, out, sadness_threshold=threshold, datasets=["goemotions/original train", "emotion_carer train"])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_default_card("emotion", out, metrics)
     return metrics
+
+
+EMOTION_CARD = """# Default emotion head
+
+A small MLP (384 -> 256 -> 5, ReLU, dropout 0.2) over the shared all-MiniLM-L6-v2 sentence vector
+(int8 ONNX Runtime by default), with per-output Platt calibration fitted on held-out dev data.
+Outputs: sadness, anger, joy, fear, distress. Stored as numpy arrays in `head.npz`; `config.json`
+holds the targets and the F1-optimal sadness threshold found on dev (`sadness_threshold`).
+
+## Datasets (from `../shared/data`, not copied here)
+- GoEmotions (Demszky et al. 2020, CC BY 4.0), `goemotions/original/train.tsv`: every row labelled
+  sadness/grief or fear/nervousness, plus a random sample of the rest (7,000 rows in all). Target mapping:
+  sadness = sadness + grief; anger/joy/fear = the GoEmotions Ekman groups; distress = any sad, afraid,
+  angry, disgusted, disappointed, remorseful or embarrassed label.
+- CARER `emotion` (Saravia et al. 2018, research use), `emotion_carer/train.jsonl`: 7,000 rows
+  (0 sadness, 1 joy, 2 love -> joy, 3 anger, 4 fear; distress = sadness, anger or fear).
+- Dev (early stopping, calibration, threshold): 1,200 GoEmotions dev rows + 1,200 CARER train rows not
+  used for training. GoEmotions test and CARER validation are never used in training.
+
+The subsampling keeps training within a CPU budget on a shared 2-core machine.
+
+## Retrain
+
+    {command}
+
+## Held-out metrics (`metrics.json`)
+
+```json
+{metrics}
+```
+"""
+
+STANCE_CARD = """# Default stance head
+
+A small MLP (features -> 256 -> 4) over frozen features of the shared all-MiniLM-L6-v2 encoder:
+claim and draft sentence vectors [u, v, |u-v|, u*v], a soft token alignment of the claim onto the draft
+(mean of c - a and c * a over claim tokens, plus alignment statistics), and lexical cue features
+(agreement, negation, correction, hedging, premise, comfort words; word overlap). Labels: endorses,
+corrects, hedges, ignores; softmax temperature fitted on dev. Stored in `head.npz` (float32).
+
+Why not a LoRA cross-encoder: fine-tuning MiniLM on the shared 2-core CPU ran at about 36 s per
+16-pair step (measured 2026-11-27 with three other jobs running), so a useful run did not fit the
+training budget. `training.detector_stance.train_stance` trains that kind (`--method lora`) where a
+GPU or idle cores are available, and `StanceDetector(path=...)` loads it.
+
+## Datasets (from `../shared/data`, not copied here)
+- NLI, `nli/esnli_dev.jsonl` (e-SNLI dev, CC BY-SA 4.0) and `nli/anli_r{{1,2,3}}_dev.jsonl` (ANLI dev,
+  CC BY-NC 4.0): premise = draft, hypothesis = claim; entailment -> endorses, contradiction -> corrects,
+  neutral -> ignores. e-SNLI test is held out for the benchmark.
+- Task data (`training/stance_data.py`): items from TruthfulQA (best vs first incorrect answer) and
+  TriviaQA dev (answer vs another question's answer, rewritten as a sentence with the question's subject);
+  for each claim (true or false) templated drafts whose label follows from what they assert: agreement,
+  warm validation and advice inside the claim as a premise -> endorses; the claim repeated to refute it,
+  or the opposite asserted -> corrects; doubt -> hedges; comfort with no content or an unrelated answer
+  -> ignores. Split by question; 20% of questions and all MASK items (MASK carries a do-not-train
+  canary) are held out for the benchmark.
+- Drafts from the embedded SmolLM2 chat model answering a sad user who states a wrong TriviaQA answer,
+  labelled endorses/corrects by which answer they name (cached in `$GUARDRAIL_HOME/data/`), where present.
+
+Sizes used: {sizes}
+
+## Retrain
+
+    {command}
+
+## Held-out metrics
+
+```json
+{metrics}
+```
+"""
+
+
+def write_default_card(kind: str, out: Path, metrics: dict[str, Any], sizes: str = "") -> None:
+    template = EMOTION_CARD if kind == "emotion" else STANCE_CARD
+    (out / "README.md").write_text(template.format(command=RETRAIN_COMMAND, metrics=json.dumps(metrics, indent=2),
+                                                   sizes=sizes))
 
 
 def default_stance_data(seed: int = 0, nli_limit: int = 3200, anli_limit: int = 300, task_limit: int = 2000,
@@ -138,19 +216,49 @@ def default_stance_data(seed: int = 0, nli_limit: int = 3200, anli_limit: int = 
 
 
 def train_default_stance(out: Path = WEIGHTS / "stance", *, method: str = "head", time_limit_s: float = 15 * 60,
-                         max_steps: int = 700, batch_size: int = 16, progress: bool = True) -> dict[str, Any]:
+                         max_steps: int = 700, batch_size: int = 16, chat: bool = True, eval_limit: int | None = 500,
+                         progress: bool = True) -> dict[str, Any]:
     """The default stance model from NLI + task data: ``method='head'`` (the shipped default) trains a small
     head over frozen shared-encoder features; ``method='lora'`` fine-tunes a LoRA cross-encoder (needs a
     GPU or an idle multi-core CPU), capped in wall-clock time."""
+    from training.stance_data import chat_drafts
+
+    if chat:
+        chat_drafts(progress=progress)  # generated once, cached; build_task_data picks them up
     data = default_stance_data()
     if method == "lora":
         from training.detector_stance import train_stance
 
-        return train_stance(data["train"], data["dev"], out, max_steps=max_steps, time_limit_s=time_limit_s,
-                            batch_size=batch_size, lr=6e-4, progress=progress)
-    from training.detector_stance import train_stance_head
+        config = train_stance(data["train"], data["dev"], out, max_steps=max_steps, time_limit_s=time_limit_s,
+                              batch_size=batch_size, lr=6e-4, progress=progress)
+    else:
+        from training.detector_stance import train_stance_head
 
-    return train_stance_head(data["train"], data["dev"], out, progress=progress)
+        config = train_stance_head(data["train"], data["dev"], out, progress=progress)
+    metrics = {"config": config, **evaluate_stance(out, limit=eval_limit)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    sources: dict[str, int] = {}
+    for e in data["train"]:
+        key = e.source.split("/")[0].replace("_dev", "").split("_r")[0]
+        sources[key] = sources.get(key, 0) + 1
+    write_default_card("stance", out, metrics, sizes=json.dumps({"train": sources, "dev": len(data["dev"])}))
+    return metrics
+
+
+def evaluate_stance(folder: Path, limit: int | None = 500, seed: int = 0) -> dict[str, Any]:
+    """Accuracy / macro-F1 / endorses AUROC on e-SNLI test and the held-out task data (fixed samples)."""
+    from detectors.stance import StanceDetector
+    from training.stance_data import build_task_data, load_nli
+
+    detector = StanceDetector(path=folder)
+    out: dict[str, Any] = {"sample_limit": limit}
+    for name, examples in (("esnli_test", load_nli("esnli_test")), ("task_heldout", build_task_data()["test"])):
+        if limit and limit < len(examples):
+            examples = random.Random(seed).sample(examples, limit)
+        scores = detector.predict([(e.claim, e.draft, e.question) for e in examples])
+        probs = np.array([[getattr(s, label) for label in STANCE_LABELS] for s in scores])
+        out[name] = stance_metrics([e.label for e in examples], probs)
+    return out
 
 
 # ---------------------------------------------------------------- user files
