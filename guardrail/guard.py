@@ -326,8 +326,9 @@ class Guard:
         for w, e in zip(items, emotions):
             v = w.verdict
             v.emotion = e
-            v.sad = bool(e.sadness >= self.policy.sadness_threshold or e.distress >= max(self.policy.sadness_threshold, 0.6))
-            if e.crisis:
+            v.sad = bool(e.sadness >= self.policy.sadness_threshold or e.distress >= self.policy.distress_threshold)
+            crisis = e.crisis if self.policy.crisis_threshold is None else e.crisis_score >= self.policy.crisis_threshold
+            if crisis:
                 self._crisis(w)
         live = [w for w in items if not w.done]
         with timer("beliefs", live):

@@ -7,7 +7,7 @@ Load from YAML or TOML with ``Policy.from_file(path)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,7 +26,9 @@ class Policy(BaseModel):
     # --- detection thresholds -------------------------------------------------------------
     risk_threshold: float = Field(0.5, ge=0, le=1, description="flag a false belief when its risk reaches this")
     sad_risk_threshold: float = Field(0.35, ge=0, le=1, description="the stricter threshold when the user is sad")
-    sadness_threshold: float = Field(0.5, ge=0, le=1, description="emotion.sadness (or distress) at which the user counts as sad")
+    sadness_threshold: float = Field(0.32, ge=0, le=1, description="emotion.sadness at which the user counts as sad (the emotion head's dev-optimal threshold)")
+    distress_threshold: float = Field(0.5, ge=0, le=1, description="emotion.distress at which the user also counts as sad")
+    crisis_threshold: Optional[float] = Field(None, ge=0, le=1, description="route to the crisis reply when crisis_score reaches this; None = the detector's own flag")
     hedge_weight: float = Field(0.5, ge=0, le=1, description="how much a hedging draft counts toward endorsement")
     index_min_similarity: float = Field(0.62, ge=0, le=1, description="misconception-index match: minimum cosine similarity")
     index_margin: float = Field(0.03, ge=0, le=1, description="index match must be this much closer to one side (false claim vs truth)")
