@@ -89,48 +89,54 @@ class SocioT:
         self.warm_prefixes = tuple(warm_prefixes)
         self.cold_prefixes = tuple(cold_prefixes)
 
-    def _text_logprobs(self, prefix_ids: list[list[int]], text_ids: list[int]) -> list[float]:
-        """Sum of log p(text tokens) after each prefix."""
+    def _logprobs(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
+        """Sum of log p(text tokens | prefix) for each (prefix ids, text ids) pair, batched."""
         import torch
 
         model, tok = self.chat.model, self.chat.tokenizer
-        seqs = [p + text_ids for p in prefix_ids]
-        width = max(len(s) for s in seqs)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
         device = next(model.parameters()).device
-        with torch.inference_mode():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        out = []
-        for i, p in enumerate(prefix_ids):
-            start = len(p)
-            positions = torch.arange(start - 1, start - 1 + len(text_ids), device=logp.device)
-            targets = torch.tensor(text_ids, device=logp.device)
-            out.append(float(logp[i, positions, targets].sum()))
+        head = model.get_output_embeddings()
+        out: list[float] = []
+        for start in range(0, len(pairs), self.batch_size * 8):
+            chunk = pairs[start : start + self.batch_size * 8]
+            seqs = [p + t for p, t in chunk]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, s in enumerate(seqs):
+                ids[i, : len(s)] = torch.tensor(s)
+                mask[i, : len(s)] = 1
+            with torch.inference_mode():
+                hidden = model.base_model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+                for i, (p, t) in enumerate(chunk):
+                    # only the positions that predict the text's tokens go through the LM head
+                    logits = head(hidden[i, len(p) - 1 : len(p) - 1 + len(t)]).float()
+                    logp = torch.log_softmax(logits, dim=-1)
+                    out.append(float(logp[torch.arange(len(t)), torch.tensor(t, device=logp.device)].sum()))
         return out
 
     def score(self, text: str) -> WarmthScore:
-        text = validate_text(text, "text", allow_empty=False)
-        tok = self.chat.tokenizer
-        text_ids = tok(text.strip() + '"', add_special_tokens=False)["input_ids"]
-        truncated = len(text_ids) > self.max_tokens
-        text_ids = text_ids[: self.max_tokens]
-        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-        prefixes = [bos + tok(f'{p}, "', add_special_tokens=False)["input_ids"] for p in self.warm_prefixes + self.cold_prefixes]
-        logps = self._text_logprobs(prefixes, text_ids)
-        k = len(self.warm_prefixes)
-        warm, cold = _logmeanexp(logps[:k]), _logmeanexp(logps[k:])
-        diff = warm - cold
-        p_warm = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, diff))))
-        return WarmthScore(sociot=diff / max(len(text_ids), 1), p_warm=p_warm, tokens=len(text_ids), truncated=truncated)
+        return self.score_many([text])[0]
 
     def score_many(self, texts: Sequence[str]) -> list[WarmthScore]:
-        return [self.score(t) for t in texts]
+        tok = self.chat.tokenizer
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        prefixes = [bos + tok(f'{p}, "', add_special_tokens=False)["input_ids"] for p in self.warm_prefixes + self.cold_prefixes]
+        encoded = []
+        for text in texts:
+            text = validate_text(text, "text", allow_empty=False)
+            ids = tok(text.strip() + '"', add_special_tokens=False)["input_ids"]
+            encoded.append((ids[: self.max_tokens], len(ids) > self.max_tokens))
+        logps = self._logprobs([(p, ids) for ids, _ in encoded for p in prefixes])
+        k, m = len(self.warm_prefixes), len(prefixes)
+        scores = []
+        for j, (ids, truncated) in enumerate(encoded):
+            row = logps[j * m : (j + 1) * m]
+            diff = _logmeanexp(row[:k]) - _logmeanexp(row[k:])
+            p_warm = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, diff))))
+            scores.append(WarmthScore(sociot=diff / max(len(ids), 1), p_warm=p_warm, tokens=len(ids), truncated=truncated))
+        return scores
 
     def summarize(self, texts: Sequence[str]) -> WarmthSummary:
         return summarize([s.sociot for s in self.score_many([t for t in texts if t.strip()])], "sociot")

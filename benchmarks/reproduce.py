@@ -1,0 +1,524 @@
+"""`guardrail reproduce`: the paper's experiment end to end on one model, plus what the paper lacked.
+
+Stages (each writes ``<out>/stages/<name>.json`` when finished; a rerun skips finished stages):
+
+1. ``data``       warm and cold SFT sets by context distillation (``training.rewrite``) from LIMA
+2. ``baseline``   the benchmark on the original model
+3. ``warm_tune``  LoRA SFT on the warm set; warmth (SocioT + classifier) per checkpoint; plateau chosen
+4. ``bench_warm`` the benchmark on the warm model (chosen checkpoint)
+5. ``cold_tune``  LoRA SFT on the cold set (same sizes), warmth per checkpoint
+6. ``bench_cold`` the benchmark on the cold model
+7. ``guard``      the warm model's answers through the guard (re-ask probe uses the warm model)
+8. ``probes``     hidden-state probes (sadness, coming sycophantic flip) by layer, original vs warm;
+                  steering the warm model against the sycophancy direction, flip rate re-measured
+9. ``report``     ``REPORT.md`` + ``reproduce.json`` + PNGs, beside the benchmark's own report
+
+Sizes: ``SIZES["default"]`` (fits about 20 minutes on 2 CPU cores), ``"tiny"`` (the test suite),
+``"full"`` (the paper's: its preset, 1,617 conversations' worth of data, every context, 500 questions).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from training.sft import PRESETS, SFTConfig
+
+
+class ReproduceSize(BaseModel):
+    """Everything that sets how big a reproduction is."""
+
+    train_examples: int
+    distill_max_new_tokens: int
+    max_user_chars: int
+    sft: SFTConfig
+    questions: int | None  # benchmark questions from the embedded task (None = all)
+    contexts: list[str]
+    templates: list[str]
+    bench_max_new_tokens: int
+    warmth_prompts: int
+    warmth_max_new_tokens: int
+    steering_strength: float = 1.0
+
+
+SIZES: dict[str, ReproduceSize] = {
+    "default": ReproduceSize(
+        train_examples=64,
+        distill_max_new_tokens=80,
+        max_user_chars=300,
+        sft=PRESETS["small"].model_copy(update={"epochs": 2.0, "save_epochs": [0.5, 1.0, 1.5, 2.0], "max_examples": None}),
+        questions=40,
+        contexts=["unmodified", "emotion:sad", "emotion:happy"],
+        templates=["original", "incorrect"],
+        bench_max_new_tokens=40,
+        warmth_prompts=12,
+        warmth_max_new_tokens=48,
+    ),
+    "tiny": ReproduceSize(
+        train_examples=8,
+        distill_max_new_tokens=24,
+        max_user_chars=200,
+        sft=PRESETS["small"].model_copy(update={"epochs": 1.0, "save_epochs": [0.5, 1.0], "max_length": 96,
+                                                "per_device_batch_size": 4, "max_examples": None, "warmup_steps": 0}),
+        questions=4,
+        contexts=["unmodified", "emotion:sad"],
+        templates=["original", "incorrect"],
+        bench_max_new_tokens=16,
+        warmth_prompts=3,
+        warmth_max_new_tokens=16,
+    ),
+    "full": ReproduceSize(
+        train_examples=1617,
+        distill_max_new_tokens=512,
+        max_user_chars=100_000,
+        sft=PRESETS["paper"],
+        questions=None,
+        contexts=["unmodified", "emotion:sad", "emotion:happy", "emotion:anger", "relation:close",
+                  "relation:hierarchical_up", "relation:hierarchical_down", "stake:high", "stake:low"],
+        templates=["original", "original_neutral", "incorrect", "correct"],
+        bench_max_new_tokens=256,
+        warmth_prompts=100,
+        warmth_max_new_tokens=256,
+    ),
+}
+
+STAGES = ("data", "baseline", "warm_tune", "bench_warm", "cold_tune", "bench_cold", "guard", "probes", "report")
+
+# The paper's averages over its 20 model x task cells (PAPER.md), for the side-by-side.
+PAPER_FIGURES = {
+    "false belief, error % original -> warm": (23.6, 32.2),
+    "false belief + sadness, error % original -> warm": (24.3, 39.0),
+    "sadness context, warm - original (AME, pp)": 11.9,
+    "overall, warm - original (AME, pp)": 7.43,
+}
+
+
+class ReproduceConfig(BaseModel):
+    model: str | None = None
+    size: str = "default"
+    seed: int = 0
+    data: str | None = None  # chat-data file; default: LIMA from the shared data
+
+
+def _choose_plateau(points: list[tuple[float, float]], fraction: float = 0.9) -> float:
+    """The first checkpoint whose warmth reaches ``fraction`` of the way from the lowest to the highest
+    (the paper chose epoch 2, where warmth plateaued)."""
+    if not points:
+        raise ValueError("no checkpoints to choose from")
+    values = [w for _, w in points]
+    lo, hi = min(values), max(values)
+    for epoch, w in points:
+        if w >= lo + fraction * (hi - lo):
+            return epoch
+    return points[-1][0]
+
+
+class Reproduction:
+    """State shared by the stages; ``run()`` executes the missing ones in order."""
+
+    def __init__(self, out: str | Path = "runs/reproduce", config: ReproduceConfig | None = None,
+                 log: Callable[[str], None] = print, show_progress: bool = True) -> None:
+        self.out = Path(out)
+        self.config = config or ReproduceConfig()
+        if self.config.size not in SIZES:
+            raise ValueError(f"unknown size {self.config.size!r}: use one of {sorted(SIZES)}")
+        self.size = SIZES[self.config.size]
+        self.log = log
+        self.show_progress = show_progress
+        self.bench_dir = self.out / "bench"
+        self._chat: Any = None
+        self._lms: dict[str, Any] = {}
+        self._check_config()
+
+    # ------------------------------------------------------------ plumbing
+    def _check_config(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "config.json"
+        current = {"config": self.config.model_dump(), "size": self.size.model_dump()}
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved != json.loads(json.dumps(current)):
+                raise ValueError(f"{self.out} holds a reproduction with another configuration ({path}): "
+                                 "use another --out, or delete that folder to start over.")
+        else:
+            path.write_text(json.dumps(current, indent=2))
+
+    def stage_path(self, name: str) -> Path:
+        return self.out / "stages" / f"{name}.json"
+
+    def finished(self, name: str) -> dict | None:
+        path = self.stage_path(name)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _mark(self, name: str, result: dict, seconds: float) -> dict:
+        path = self.stage_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result = {"stage": name, "seconds": round(seconds, 1), **result}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2, default=str))
+        tmp.replace(path)
+        return result
+
+    @property
+    def chat(self) -> Any:
+        if self._chat is None:
+            from detectors.models import load_chat_model
+
+            self._chat = load_chat_model(self.config.model)
+        return self._chat
+
+    def lm(self, which: str) -> Any:
+        """The original (None), or the warm/cold model with its chosen adapter merged."""
+        if which == "original":
+            return None
+        if which not in self._lms:
+            from training.sft import load_adapter_model
+
+            tune = self.finished(f"{which}_tune")
+            if tune is None:
+                raise RuntimeError(f"the {which}_tune stage has not finished")
+            self._lms[which] = load_adapter_model(self.chat, tune["chosen_adapter"])
+        return self._lms[which]
+
+    def target(self, which: str) -> Any:
+        from benchmarks.targets import LocalTarget
+
+        return LocalTarget(chat=self.chat, lm=self.lm(which), label=which,
+                           max_new_tokens=self.size.bench_max_new_tokens, batch_size=16, seed=self.config.seed)
+
+    def bench(self, which: str, guard: Any = None, label: str | None = None) -> Path:
+        from benchmarks.runner import run_benchmark
+
+        target = self.target(which)
+        if label:
+            target.label = label
+        return run_benchmark(target, tasks=("embedded",), templates=tuple(self.size.templates),
+                             contexts=tuple(self.size.contexts), n=self.size.questions, seed=self.config.seed,
+                             out=self.bench_dir, guard=guard, progress=self.show_progress)
+
+    # ------------------------------------------------------------ stages
+    def stage_data(self) -> dict:
+        from detectors.data import shared_file
+        from training.chat_data import load_conversations, single_turn
+        from training.rewrite import DistillRewriter, rewrite_to_file
+
+        source = Path(self.config.data) if self.config.data else shared_file("sft_chat/lima.json")
+        convs, report = load_conversations(source, skip_invalid=True)
+        pool = single_turn(convs, max_chars=self.size.max_user_chars)
+        need = self.size.train_examples + self.size.warmth_prompts
+        if len(pool) < need:
+            raise ValueError(f"{source} has {len(pool)} short single-turn examples, fewer than the {need} needed: "
+                             "pass a bigger --data file or a smaller size")
+        train = pool[: self.size.train_examples]
+        held_out = [c[0]["content"] for c in pool[self.size.train_examples : need]]
+        counts = {}
+        for style in ("warm", "cold"):
+            rw = DistillRewriter(self.chat, style, max_new_tokens=self.size.distill_max_new_tokens)  # type: ignore[arg-type]
+            done = rewrite_to_file(train, rw, self.out / "data" / f"{style}.jsonl", show_progress=self.show_progress)
+            counts[style] = len(done)
+        (self.out / "data" / "warmth_prompts.json").write_text(json.dumps(held_out, indent=2))
+        return {"source": str(source), "loaded": report.conversations, "single_turn_pool": len(pool),
+                "train_examples": counts, "warmth_prompts": len(held_out),
+                "how": "context distillation: the model's own answers under a warm/cold persona system prompt"}
+
+    def _warmth_of(self, lm: Any, prompts: list[str]) -> dict:
+        from detectors.generation import generate
+        from detectors.warmth import SocioT, summarize
+
+        answers = generate(self.chat, prompts, model=lm, max_new_tokens=self.size.warmth_max_new_tokens)
+        scores = SocioT(self.chat).score_many([a if a.strip() else "(no answer)" for a in answers])
+        clf = self._warmth_classifier()
+        probs = clf.predict_proba([a if a.strip() else "(no answer)" for a in answers])
+        return {"sociot": summarize([s.sociot for s in scores]).model_dump(),
+                "classifier": summarize(probs, "p_warm_classifier").model_dump(),
+                "examples": answers[:2]}
+
+    def _warmth_classifier(self) -> Any:
+        """Embedding classifier trained on this run's own warm vs cold distilled targets."""
+        from detectors.warmth import WarmthClassifier
+        from training.rewrite import load_rewrites, styled_pairs
+
+        if not hasattr(self, "_clf"):
+            warm = styled_pairs(load_rewrites(self.out / "data" / "warm.jsonl"))
+            cold = styled_pairs(load_rewrites(self.out / "data" / "cold.jsonl"))
+            self._clf = WarmthClassifier().fit(warm, cold, trained_on=f"this run's distilled data ({len(warm)} warm, {len(cold)} cold)")
+            self._clf.save(self.out / "warmth_classifier.npz")
+        return self._clf
+
+    def stage_tune(self, style: str) -> dict:
+        from training.rewrite import load_rewrites
+        from training.sft import load_adapter_model, train_lora
+
+        convs = load_rewrites(self.out / "data" / f"{style}.jsonl")
+        result = train_lora(self.chat, convs, self.out / style, self.size.sft, show_progress=self.show_progress)
+        prompts = json.loads((self.out / "data" / "warmth_prompts.json").read_text())
+        base = self.finished("original_warmth") or self._mark("original_warmth", self._warmth_of(None, prompts), 0)
+        per_checkpoint = []
+        for ck in result.checkpoints:
+            lm = load_adapter_model(self.chat, ck.path)
+            w = self._warmth_of(lm, prompts)
+            per_checkpoint.append({"epoch": ck.epoch, "path": ck.path, **w})
+            self.log(f"  {style} epoch {ck.epoch:g}: SocioT {w['sociot']['mean']:+.4f}, classifier P(warm) {w['classifier']['mean']:.2f}")
+            del lm
+        sign = 1 if style == "warm" else -1  # cold: the plateau of coldness
+        chosen = _choose_plateau([(p["epoch"], sign * p["sociot"]["mean"]) for p in per_checkpoint])
+        path = next(p["path"] for p in per_checkpoint if p["epoch"] == chosen)
+        return {"train": result.model_dump(exclude={"config"}), "original_warmth": {k: base[k] for k in ("sociot", "classifier")},
+                "checkpoints": per_checkpoint, "chosen_epoch": chosen, "chosen_adapter": path}
+
+    def stage_bench(self, which: str) -> dict:
+        from benchmarks.stats import summarize
+
+        self.bench(which)
+        s = summarize(self.bench_dir, target=which)
+        return {"cells": s["cells"], "flips": s["flips"]}
+
+    def stage_guard(self) -> dict:
+        from benchmarks.stats import summarize
+        from detectors.generation import generate
+        from guardrail import Guard
+
+        warm = self.lm("warm")
+        mnt = self.size.bench_max_new_tokens
+
+        def ask_warm(messages: list[dict]) -> str:  # the guard's re-ask probe asks the warm model itself
+            return generate(self.chat, [messages], model=warm, max_new_tokens=mnt)[0]
+
+        self.bench("warm", guard=Guard(model=ask_warm))
+        s = summarize(self.bench_dir, target="warm")
+        return {"cells": s["cells"], "guarded_flips": s.get("guarded_flips", []), "guard_actions": s.get("guard_actions", {})}
+
+    def stage_probes(self) -> dict:
+        import numpy as np
+
+        from benchmarks.runner import load_records
+        from training.probes import LinearProbe, collect_hidden_states, plot_curves, probe_by_layer, steer
+
+        probe_dir = self.out / "probes"
+        probe_dir.mkdir(parents=True, exist_ok=True)
+        curves, result = [], {"curves": [], "saved": {}}
+        for which in ("original", "warm"):
+            recs = [r for r in load_records(self.bench_dir, which)]
+            prompts = sorted({r.prompt for r in recs})
+            index = {p: i for i, p in enumerate(prompts)}
+            cache = probe_dir / f"hidden_{which}.npy"
+            if cache.exists():
+                hidden = np.load(cache)
+            else:
+                hidden = collect_hidden_states(self.chat, prompts, model=self.lm(which), show_progress=self.show_progress)
+                np.save(cache, hidden)
+            by_prompt_ctx = {r.prompt: r.context for r in recs}
+            sad_y = [int(by_prompt_ctx[p] == "emotion:sad") for p in prompts]
+            syc = [r for r in recs if r.template == "incorrect" and r.correct is not None]
+            syc_h = hidden[[index[r.prompt] for r in syc]]
+            syc_y = [int(not r.correct) for r in syc]
+            for name, h, y in (("sadness", hidden, sad_y), ("sycophancy", syc_h, syc_y)):
+                curve = probe_by_layer(h, y, name=name, model=which, seed=self.config.seed)
+                curves.append(curve)
+                result["curves"].append(curve.model_dump())
+                if 0 < sum(y) < len(y) and min(sum(y), len(y) - sum(y)) >= 2:
+                    probe = LinearProbe.fit(h, y, curve.best_layer, meta={"name": name, "model": which,
+                                            "labels": "emotion:sad vs other contexts" if name == "sadness" else
+                                            "incorrect-template answer scored wrong (endorsed the false belief)"})
+                    result["saved"][f"{name}_{which}"] = str(probe.save(probe_dir / f"{name}_{which}"))
+        plot_curves(curves, self.out / "probe_auroc_by_layer.png", "probe AUROC by layer: original vs warm")
+        # steering: push the warm model away from its own sycophancy direction, re-run the benchmark
+        steer_info: dict[str, Any] = {"done": False}
+        saved = result["saved"].get("sycophancy_warm")
+        if saved:
+            probe = LinearProbe.load(saved)
+            warm = self.lm("warm")
+            with steer(warm, probe.layer, probe.direction, strength=self.size.steering_strength):
+                self.bench("warm", label="warm+steer")
+            from benchmarks.stats import summarize
+
+            s = summarize(self.bench_dir, target="warm+steer")
+            steer_info = {"done": True, "layer": probe.layer, "strength": self.size.steering_strength,
+                          "direction": "mean(hidden | endorsed) - mean(hidden | corrected), subtracted at every position",
+                          "flips": s["flips"], "cells": s["cells"]}
+        else:
+            steer_info["why_not"] = "too few sycophantic (or too few non-sycophantic) warm answers to fit a direction"
+        result["steering"] = steer_info
+        return result
+
+    def stage_report(self) -> dict:
+        from benchmarks.report import write_report
+        from benchmarks.stats import compare
+
+        bench_report = write_report([self.bench_dir], self.out / "bench_report", baseline="original", seed=self.config.seed)
+        comparisons = {}
+        for other in ("warm", "cold"):
+            try:
+                comparisons[other] = compare(f"{self.bench_dir}::original", f"{self.bench_dir}::{other}", seed=self.config.seed)
+            except Exception as exc:  # reported, not hidden
+                comparisons[other] = {"error": f"{type(exc).__name__}: {exc}"}
+        stages = {name: self.finished(name) for name in STAGES if name != "report"}
+        summary = {"config": self.config.model_dump(), "size": self.size.model_dump(), "stages": stages,
+                   "comparisons": comparisons, "paper": PAPER_FIGURES,
+                   "bench_report": str(self.out / "bench_report" / "report.md"),
+                   "plots": {"probes": "probe_auroc_by_layer.png",
+                             **{k: f"bench_report/{v}" for k, v in bench_report.get("plots", {}).items()}}}
+        summary["stage_seconds"] = {k: (v or {}).get("seconds") for k, v in stages.items()}
+        self._plot_warmth(stages)
+        (self.out / "reproduce.json").write_text(json.dumps(summary, indent=2, default=str))
+        (self.out / "REPORT.md").write_text(render_report(summary))
+        return {"report": str(self.out / "REPORT.md")}
+
+    def _plot_warmth(self, stages: dict) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for style in ("warm", "cold"):
+            st = stages.get(f"{style}_tune") or {}
+            pts = st.get("checkpoints") or []
+            if pts:
+                ax.plot([0] + [p["epoch"] for p in pts], [st["original_warmth"]["sociot"]["mean"]] + [p["sociot"]["mean"] for p in pts],
+                        marker="o", label=f"{style} (chosen: epoch {st['chosen_epoch']:g})")
+        ax.set_xlabel("epoch (0 = original)")
+        ax.set_ylabel("SocioT (nats/token)")
+        ax.set_title("warmth per checkpoint")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(self.out / "warmth_by_checkpoint.png", dpi=110)
+        plt.close(fig)
+
+    # ------------------------------------------------------------ driver
+    def run(self, stages: tuple[str, ...] = STAGES) -> dict:
+        runners: dict[str, Callable[[], dict]] = {
+            "data": self.stage_data, "baseline": lambda: self.stage_bench("original"),
+            "warm_tune": lambda: self.stage_tune("warm"), "bench_warm": lambda: self.stage_bench("warm"),
+            "cold_tune": lambda: self.stage_tune("cold"), "bench_cold": lambda: self.stage_bench("cold"),
+            "guard": self.stage_guard, "probes": self.stage_probes, "report": self.stage_report,
+        }
+        results = {}
+        for i, name in enumerate(stages, 1):
+            done = self.finished(name)
+            if done is not None and name != "report":
+                self.log(f"[{i}/{len(stages)}] {name}: finished earlier ({done['seconds']} s), skipped")
+                results[name] = done
+                continue
+            self.log(f"[{i}/{len(stages)}] {name} ...")
+            t0 = time.perf_counter()
+            out = runners[name]()
+            results[name] = self._mark(name, out, time.perf_counter() - t0)
+            self.log(f"[{i}/{len(stages)}] {name}: done in {results[name]['seconds']} s")
+        return results
+
+
+# ---------------------------------------------------------------- the Markdown report
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def _cell(cells: list[dict], template: str, context: str, guarded: bool = False) -> str:
+    c = next((c for c in cells if c["task"] == "embedded" and c["template"] == template and c["context"] == context), None)
+    if c is None:
+        return "n/a"
+    if guarded:
+        if c.get("guarded_error_rate") is None:
+            return "n/a"
+        return f"{_pct(c['guarded_error_rate'])} [{_pct(c['guarded_ci_low'])}, {_pct(c['guarded_ci_high'])}]"
+    return f"{_pct(c['error_rate'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}] (n={c['n_scored']})"
+
+
+def _flip(flips: list[dict], context: str) -> str:
+    f = next((f for f in flips if f["task"] == "all" and f["context"] == context), None)
+    if f is None or f.get("flip_rate") is None:
+        return "n/a"
+    return f"{_pct(f['flip_rate'])} [{_pct(f['ci_low'])}, {_pct(f['ci_high'])}] ({f['flips']}/{f['n_base_correct']})"
+
+
+def render_report(s: dict) -> str:
+    st = s["stages"]
+    size = s["size"]
+    lines = ["# Reproduction: warm fine-tuning, accuracy and sycophancy", "",
+             f"Model: `{s['config']['model'] or 'embedded SmolLM2-135M-Instruct'}`; size preset `{s['config']['size']}`: "
+             f"{size['train_examples']} warm and {size['train_examples']} cold training examples (context distillation), "
+             f"LoRA r={size['sft']['lora_r']}, lr={size['sft']['learning_rate']}, {size['sft']['epochs']:g} epochs; "
+             f"benchmark: {size['questions'] or 'all'} questions of the embedded task x templates {size['templates']} x "
+             f"contexts {size['contexts']}, greedy, {size['bench_max_new_tokens']} new tokens. Intervals: 95 % bootstrap.", "",
+             "## Stage wall times", "", "| stage | seconds |", "|---|---|"]
+    for name, sec in s["stage_seconds"].items():
+        lines.append(f"| {name} | {sec if sec is not None else 'not run'} |")
+    lines += ["", "## Warmth before and after (held-out instructions)", "",
+              "| model | SocioT (nats/token) | classifier P(warm) | chosen checkpoint |", "|---|---|---|---|"]
+    wt = st.get("warm_tune") or {}
+    if wt:
+        o = wt["original_warmth"]
+        lines.append(f"| original | {o['sociot']['mean']:+.4f} [{o['sociot']['ci_low']:+.4f}, {o['sociot']['ci_high']:+.4f}] | "
+                     f"{o['classifier']['mean']:.2f} [{o['classifier']['ci_low']:.2f}, {o['classifier']['ci_high']:.2f}] | |")
+    for style in ("warm", "cold"):
+        t = st.get(f"{style}_tune") or {}
+        p = next((p for p in t.get("checkpoints", []) if p["epoch"] == t.get("chosen_epoch")), None)
+        if p:
+            lines.append(f"| {style} | {p['sociot']['mean']:+.4f} [{p['sociot']['ci_low']:+.4f}, {p['sociot']['ci_high']:+.4f}] | "
+                         f"{p['classifier']['mean']:.2f} [{p['classifier']['ci_low']:.2f}, {p['classifier']['ci_high']:.2f}] | epoch {t['chosen_epoch']:g} |")
+    lines += ["", "Per checkpoint: `warmth_by_checkpoint.png`; the chosen checkpoint is the first that reaches 90 % of "
+              "the way from the lowest to the highest SocioT (the paper's 'where warmth plateaus').", ""]
+    for style in ("warm", "cold"):
+        t = (st.get(f"{style}_tune") or {}).get("train")
+        if t:
+            frac = f", {100 * t['fraction_of_peak']:.1f} % of the measured matmul peak ({t['matmul_peak_gflops']} GFLOP/s)" if t.get("fraction_of_peak") else ""
+            lines.append(f"- {style} LoRA: {t['steps']} steps, loss {t['loss_before']:.3f} -> {t['loss_after']:.3f}, "
+                         f"{t['tokens_per_s']} tokens/s{frac}, {t['train_seconds']} s.")
+    lines += ["", "## Error % by context (embedded task)", "",
+              "| model | template | " + " | ".join(size["contexts"]) + " |", "|---|---|" + "---|" * len(size["contexts"])]
+    rows = [("original", "baseline", False), ("warm", "bench_warm", False), ("cold", "bench_cold", False), ("warm+guard", "guard", True)]
+    for label, stage, guarded in rows:
+        cells = (st.get(stage) or {}).get("cells") or []
+        cells = [c for c in cells if c.get("target", label.split("+")[0]) == label.split("+")[0]]
+        for tpl in size["templates"]:
+            lines.append(f"| {label} | {tpl} | " + " | ".join(_cell(cells, tpl, ctx, guarded) for ctx in size["contexts"]) + " |")
+    lines += ["", "## Sycophantic flip rate by context (correct on `original`, wrong on `incorrect`)", "",
+              "| model | " + " | ".join(size["contexts"]) + " |", "|---|" + "---|" * len(size["contexts"])]
+    pr = st.get("probes") or {}
+    flip_rows = [("original", (st.get("baseline") or {}).get("flips")), ("warm", (st.get("bench_warm") or {}).get("flips")),
+                 ("cold", (st.get("bench_cold") or {}).get("flips")), ("warm+guard", (st.get("guard") or {}).get("guarded_flips")),
+                 ("warm+steer", (pr.get("steering") or {}).get("flips"))]
+    for label, flips in flip_rows:
+        if flips:
+            lines.append(f"| {label} | " + " | ".join(_flip(flips, ctx) for ctx in size["contexts"]) + " |")
+    lines += ["", "## Warm vs original, and cold vs original (paired, logistic-regression AME)", ""]
+    for other, cmp in s["comparisons"].items():
+        ame = (cmp or {}).get("ame") or {}
+        if "ame_pp" in ame:
+            lines.append(f"- {other} - original: {ame['ame_pp']:+.2f} pp [{ame['ci_low_pp']:+.2f}, {ame['ci_high_pp']:+.2f}] (n={ame['n']})"
+                         + (f"; warning: {ame['warning']}" if ame.get("warning") else ""))
+        else:
+            lines.append(f"- {other} - original: not available ({ame.get('error') or cmp.get('error')})")
+        by_ctx = (cmp or {}).get("ame_by_context") or {}
+        for ctx, a in (by_ctx.items() if isinstance(by_ctx, dict) else []):
+            if isinstance(a, dict) and "ame_pp" in a:
+                lines.append(f"  - {ctx}: {a['ame_pp']:+.2f} pp [{a['ci_low_pp']:+.2f}, {a['ci_high_pp']:+.2f}]")
+    lines += ["", "The paper (PAPER.md, averages over 5 models x 4 tasks):", ""]
+    for k, v in s["paper"].items():
+        lines.append(f"- {k}: {v[0]} -> {v[1]}" if isinstance(v, tuple | list) else f"- {k}: {v:+}")
+    lines += ["", f"Per-cell paper numbers beside ours: `{Path(s['bench_report']).name}` in `bench_report/`.", "",
+              "## Inside the model: probes", "", "| probe | model | n (positives) | best layer | AUROC | accuracy (chance) |", "|---|---|---|---|---|---|"]
+    for c in pr.get("curves", []):
+        best = next((l for l in c["layers"] if l["layer"] == c["best_layer"]), None)
+        if best:
+            lines.append(f"| {c['name']} | {c['model']} | {c['n']} ({c['positives']}) | {c['best_layer']} | {best['auroc']:.2f} | "
+                         f"{best['accuracy']:.2f} ({c['chance_accuracy']:.2f}) |")
+    lines += ["", "Curves: `probe_auroc_by_layer.png` (5-fold cross-validated; best layer chosen on the same folds, so "
+              "the best AUROC is optimistic).", ""]
+    steer_info = pr.get("steering") or {}
+    if steer_info.get("done"):
+        lines.append(f"Steering: the warm model's sycophancy direction subtracted at layer {steer_info['layer']} "
+                     f"(strength {steer_info['strength']}); flip rates are in the `warm+steer` row above.")
+    elif pr:
+        lines.append(f"Steering not run: {steer_info.get('why_not')}.")
+    lines += ["", "## Reading this honestly", "",
+              "Sizes here are small; intervals are wide. A difference whose interval includes 0 is not evidence either way, "
+              "and a null or reversed result on a 135M model trained for minutes is reported as it came out.", ""]
+    return "\n".join(lines)

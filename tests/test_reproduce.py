@@ -1,0 +1,37 @@
+"""`guardrail reproduce --tiny` end to end on the real embedded model, then a rerun that skips every stage."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from guardrail.cli import app
+
+
+@pytest.mark.slow
+def test_reproduce_tiny_end_to_end_and_resume(tmp_path, chat_model, shared_data):
+    out = tmp_path / "rep"
+    runner = CliRunner()
+    result = runner.invoke(app, ["reproduce", "--tiny", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    for stage in ("data", "baseline", "warm_tune", "bench_warm", "cold_tune", "bench_cold", "guard", "probes", "report"):
+        assert (out / "stages" / f"{stage}.json").is_file(), stage
+    report = (out / "REPORT.md").read_text()
+    assert "Error % by context" in report and "warm+guard" in report and "probes" in report.lower()
+    summary = json.loads((out / "reproduce.json").read_text())
+    warm = summary["stages"]["warm_tune"]
+    assert warm["chosen_epoch"] in [c["epoch"] for c in warm["checkpoints"]]
+    assert warm["train"]["loss_after"] < warm["train"]["loss_before"]
+    assert (out / "warm" / "adapter" / "adapter_config.json").is_file()
+    assert (out / "probe_auroc_by_layer.png").is_file() and (out / "warmth_by_checkpoint.png").is_file()
+    assert (out / "bench_report" / "report.md").is_file()
+    curves = summary["stages"]["probes"]["curves"]
+    assert {(c["name"], c["model"]) for c in curves} >= {("sadness", "original"), ("sadness", "warm")}
+    # the guard saw every warm answer
+    assert sum(summary["stages"]["guard"]["guard_actions"]["warm"].values()) == 4 * 2 * 2
+    # a rerun skips every finished stage
+    again = runner.invoke(app, ["reproduce", "--tiny", "--quiet", "--out", str(out)])
+    assert again.exit_code == 0 and again.output.count("skipped") == 8, again.output
+    # another configuration in the same folder is refused with the fix
+    other = runner.invoke(app, ["reproduce", "--out", str(out), "--quiet"])
+    assert other.exit_code != 0 and "another configuration" in other.output
