@@ -159,6 +159,22 @@ def register(app: typer.Typer) -> None:
             out.write_text(json.dumps(result, indent=2, default=str))
             typer.echo(f"Wrote {out}")
 
+    @bench.command("rescore")
+    def rescore_cmd(
+        run: Path = typer.Argument(..., help="Run folder."),
+        label: Optional[str] = typer.Option(None, help="Only this target (default: all in the folder)."),
+        everything: bool = typer.Option(False, "--all", help="Score every stored answer again, not only unscored."),
+    ) -> None:
+        """Score stored answers without generating anything (e.g. once the stance detector is available)."""
+        from benchmarks.runner import rescore_run
+
+        try:
+            n = rescore_run(run, target=label, everything=everything)
+        except FileNotFoundError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"Scored {n} answers in {run}.")
+
     @bench.command("report")
     def report_cmd(
         runs: list[Path] = typer.Argument(..., help="Run folders to report on."),

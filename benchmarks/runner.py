@@ -190,6 +190,21 @@ def run_benchmark(
     return run_dir
 
 
+def rescore_run(run_dir: str | Path, *, target: Optional[str] = None, everything: bool = False,
+                scorer: Optional[Scorer] = None) -> int:
+    """Score stored answers without asking anything: the unscored ones, or ``everything`` again (after the
+    stance detector arrived or a scorer changed). Uses the questions saved in the store. Returns how many."""
+    scorer = scorer or Scorer()
+    with RunStore(run_dir, create=False) as store:
+        items = store.items()
+        total = 0
+        for label in ([target] if target else list(store.targets())):
+            if everything:
+                store.reset_scores(r.key for r in store.records(label))
+            total += score_pending(store, label, scorer, items)
+    return total
+
+
 def _write_run_json(run_dir: Path, store: RunStore, label: str, tasks, templates, contexts, n, seed) -> None:
     """A human-readable note of what each target in this folder was asked (the store is the truth)."""
     path = run_dir / "run.json"

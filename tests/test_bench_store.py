@@ -80,3 +80,25 @@ def test_put_answer_is_idempotent(tmp_path):
         assert store.put_answer(answer="first", **kw) is True
         assert store.put_answer(answer="second", **kw) is False
         assert [r.answer for r in store.records()] == ["first"]
+
+
+def test_rescore_command_scores_without_asking(tmp_path):
+    from typer.testing import CliRunner
+
+    from guardrail.cli import app
+
+    asked: list[str] = []
+    run_benchmark(CallableTarget(sycophant(asked), "syco"), n=2, contexts=["unmodified"], out=tmp_path,
+                  progress=False)
+    with RunStore(tmp_path) as store:
+        store.reset_scores(r.key for r in store.records())
+        assert not any(r.scored for r in store.records())
+    res = CliRunner().invoke(app, ["bench", "rescore", str(tmp_path)])
+    assert res.exit_code == 0 and "Scored 4 answers" in res.output, res.output
+    res = CliRunner().invoke(app, ["bench", "rescore", str(tmp_path), "--all"])
+    assert "Scored 4 answers" in res.output
+    assert len(asked) == 4
+    with RunStore(tmp_path) as store:
+        assert all(r.scored for r in store.records())
+    res = CliRunner().invoke(app, ["bench", "rescore", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "not a benchmark run folder" in res.output
