@@ -55,11 +55,50 @@ class _Head:
         arrays = np.load(head_path)
         self.w1, self.b1, self.w2, self.b2 = (arrays[k] for k in ("w1", "b1", "w2", "b2"))
         self.a, self.b = arrays["platt_a"], arrays["platt_b"]
+        self.c = arrays["lex_weight"] if "lex_weight" in arrays else None
+        self.lexical = _Lexical(folder / "lexical.npz") if (folder / "lexical.npz").is_file() else None
         self.targets: list[str] = list(self.config["targets"])
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """Uncalibrated MLP logits."""
         hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
-        return _sigmoid(self.a * (hidden @ self.w2 + self.b2) + self.b)
+        return hidden @ self.w2 + self.b2
+
+    def __call__(self, x: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated probabilities; with a lexical model (and the texts) its logits are stacked in."""
+        z = self.a * self.raw(x) + self.b
+        if self.lexical is not None and self.c is not None and texts is not None:
+            z = z + self.c * self.lexical.logits(texts)
+        return _sigmoid(z)
+
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+class _Lexical:
+    """Word uni/bigram TF-IDF logistic scores (sublinear tf, L2-normalised, sklearn's tokenisation)."""
+
+    def __init__(self, path: Path) -> None:
+        arrays = np.load(path)
+        self.index = {term: i for i, term in enumerate(arrays["vocab"].tolist())}
+        self.idf, self.coef, self.intercept = arrays["idf"], arrays["coef"], arrays["intercept"]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.tile(self.intercept, (len(texts), 1)).astype(np.float32)
+        for row, text in enumerate(texts):
+            words = _TOKEN.findall(text.lower())
+            counts: dict[int, int] = {}
+            for gram in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
+                j = self.index.get(gram)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            if not counts:
+                continue
+            idx = np.fromiter(counts, dtype=np.int64)
+            weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64))) * self.idf[idx]
+            weights /= max(float(np.linalg.norm(weights)), 1e-12)
+            out[row] += weights.astype(np.float32) @ self.coef[idx]
+        return out
 
 
 class CrisisScorer:
@@ -123,11 +162,11 @@ class EmotionDetector:
         self.crisis = models.cached_object(("crisis-scorer", str(encoder), str(backend)), lambda: CrisisScorer(encoder, backend))
         self.crisis_threshold = float(self.head.config.get("crisis_threshold", 0.5))
 
-    def _probabilities(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
-        probs = self.head(vectors) if len(vectors) else np.zeros((0, len(self.head.targets)))
+    def _probabilities(self, vectors: np.ndarray, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        probs = self.head(vectors, texts) if len(vectors) else np.zeros((0, len(self.head.targets)))
         out = {name: probs[:, j] for j, name in enumerate(self.head.targets)}
         if self.fallback is not None and len(vectors):
-            extra = self.fallback(vectors)
+            extra = self.fallback(vectors, texts)
             for j, name in enumerate(self.fallback.targets):
                 out.setdefault(name, extra[:, j])
         for name in ("sadness", "anger", "joy", "fear"):
@@ -153,7 +192,7 @@ class EmotionDetector:
         encoder = get_encoder(self.encoder_name, self.backend)
         flat = clean + [t for turns in past for t in turns]
         encoded = encoder.encode(flat)
-        probs = self._probabilities(encoded.vectors)
+        probs = self._probabilities(encoded.vectors, flat)
         crisis = self.crisis.score(flat, encoded.vectors)
         empty = np.array([not t.strip() for t in flat])
         for name in probs:

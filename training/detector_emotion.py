@@ -85,6 +85,8 @@ def default_emotion_corpus(seed: int = 0, goemotions_limit: int = 7000, carer_li
         "train": ([g_texts[i] for i in chosen] + [c_texts[i] for i in c_train],
                   np.concatenate([g_y[chosen], c_y[c_train]])),
         "dev": ([d_texts[i] for i in d_idx] + [c_texts[i] for i in c_dev], np.concatenate([d_y[d_idx], c_y[c_dev]])),
+        # the lexical model needs no encoder pass, so it reads every training row (dev rows excluded)
+        "lexical": (g_texts + [c_texts[i] for i in order[dev_limit:]], np.concatenate([g_y, c_y[order[dev_limit:]]])),
     }
 
 
@@ -148,3 +150,33 @@ def save_head(arrays: dict[str, np.ndarray], out: Path, targets: tuple[str, ...]
     np.savez_compressed(out / "head.npz", **{k: v.astype(np.float32) for k, v in arrays.items()})
     config = {"kind": "emotion-mlp", "targets": list(targets), "encoder": "embedded:all-minilm-l6-v2", **meta}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def train_lexical(texts: list[str], y: np.ndarray, *, max_features: int = 30000, C: float = 4.0) -> dict[str, np.ndarray]:
+    """TF-IDF (word 1-2 grams) + one logistic regression per target; the arrays ``_Lexical`` reads."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(lowercase=True, ngram_range=(1, 2), min_df=3, max_features=max_features,
+                                 sublinear_tf=True, token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+    matrix = vectorizer.fit_transform(texts)
+    coef = np.zeros((matrix.shape[1], y.shape[1]), dtype=np.float32)
+    intercept = np.zeros(y.shape[1], dtype=np.float32)
+    for j in range(y.shape[1]):
+        model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit(matrix, y[:, j])
+        coef[:, j], intercept[j] = model.coef_[0], model.intercept_[0]
+    vocab = np.array([str(term) for term in vectorizer.get_feature_names_out()], dtype=np.str_)
+    return {"vocab": vocab, "idf": vectorizer.idf_.astype(np.float32), "coef": coef, "intercept": intercept}
+
+
+def stack(emb_logits: np.ndarray, lex_logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per target p = sigmoid(a * mlp_logit + c * lexical_logit + b), fitted on dev: calibration and the mix in one."""
+    from sklearn.linear_model import LogisticRegression
+
+    n = y.shape[1]
+    a, b, c = np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+    for j in range(n):
+        features = np.stack([emb_logits[:, j], lex_logits[:, j]], 1)
+        model = LogisticRegression(C=100.0).fit(features, y[:, j])
+        a[j], c[j], b[j] = model.coef_[0, 0], model.coef_[0, 1], model.intercept_[0]
+    return a, b, c

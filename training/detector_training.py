@@ -96,19 +96,27 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
     x = embed_texts(corpus["train"][0], label="emotion train", progress=progress)
     x_dev = embed_texts(corpus["dev"][0], label="emotion dev", progress=progress)
     arrays = train_head(x, corpus["train"][1], x_dev, corpus["dev"][1], progress=progress)
-    from detectors.emotion import _Head  # the runtime head computes the evaluation probabilities
+    from detectors.emotion import _Head, _Lexical  # the runtime code computes the evaluation probabilities
+    from training.detector_emotion import stack, train_lexical
 
     save_head(arrays, out)
+    lexical = train_lexical(*corpus["lexical"])
+    np.savez_compressed(out / "lexical.npz", **lexical)
+    dev_texts = corpus["dev"][0]
+    arrays["platt_a"], arrays["platt_b"], arrays["lex_weight"] = stack(
+        _Head(out).raw(x_dev), _Lexical(out / "lexical.npz").logits(dev_texts), corpus["dev"][1])
+    save_head(arrays, out)
     head = _Head(out)
-    dev_sad = head(x_dev)[:, 0]
+    dev_sad = head(x_dev, dev_texts)[:, 0]
     threshold = best_f1_threshold(corpus["dev"][1][:, 0], dev_sad)
-    metrics: dict[str, Any] = {"train_examples": len(x), "dev_examples": len(x_dev), "sadness_threshold": threshold}
+    metrics: dict[str, Any] = {"train_examples": len(x), "lexical_train_examples": len(corpus["lexical"][0]),
+                               "dev_examples": len(x_dev), "sadness_threshold": threshold}
     g_texts, _, g_sad = load_goemotions("test")
-    p = head(embed_texts(g_texts, label="GoEmotions test", progress=progress))
+    p = head(embed_texts(g_texts, label="GoEmotions test", progress=progress), g_texts)
     metrics["goemotions_test_sadness"] = binary_metrics(g_sad, p[:, 0], threshold)
     metrics["goemotions_test_sadness_at_0.5"] = binary_metrics(g_sad, p[:, 0], 0.5)
     c_texts, c_y = load_carer("validation")
-    p = head(embed_texts(c_texts, label="CARER validation", progress=progress))
+    p = head(embed_texts(c_texts, label="CARER validation", progress=progress), c_texts)
     metrics["carer_validation_sadness"] = binary_metrics(c_y[:, 0], p[:, 0], threshold)
     metrics["carer_validation_sadness_at_0.5"] = binary_metrics(c_y[:, 0], p[:, 0], 0.5)
     for j, name in enumerate(TARGETS):
