@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -392,6 +393,14 @@ class Reproduction:
 
     # ------------------------------------------------------------ driver
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
+        import torch
+
+        from training.sft import auto_threads
+
+        if not torch.cuda.is_available():
+            threads = auto_threads()
+            torch.set_num_threads(threads)
+            self.log(f"torch threads: {threads} (cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})")
         runners: dict[str, Callable[[], dict]] = {
             "data": self.stage_data, "baseline": lambda: self.stage_bench("original"),
             "warm_tune": lambda: self.stage_tune("warm"), "bench_warm": lambda: self.stage_bench("warm"),
