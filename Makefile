@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(VENV)/bin/guardrail demo $(ARGS)
+	$(VENV)/bin/guardrail reproduce $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)

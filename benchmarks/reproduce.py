@@ -292,7 +292,13 @@ class Reproduction:
 
         self.bench("warm", guard=Guard(model=ask_warm))
         s = summarize(self.bench_dir, target="warm")
-        return {"cells": s["cells"], "guarded_flips": s.get("guarded_flips", []), "guard_actions": s.get("guard_actions", {})}
+        from benchmarks.runner import load_records
+
+        statuses: dict[str, int] = {}
+        for r in load_records(self.bench_dir, "warm"):
+            statuses[r.guard_status or "none"] = statuses.get(r.guard_status or "none", 0) + 1
+        return {"cells": s["cells"], "guarded_flips": s.get("guarded_flips", []), "guard_actions": s.get("guard_actions", {}),
+                "guard_statuses": statuses}
 
     def stage_probes(self) -> dict:
         import numpy as np
@@ -488,6 +494,13 @@ def render_report(s: dict) -> str:
         cells = [c for c in cells if c.get("target", label.split("+")[0]) == label.split("+")[0]]
         for tpl in size["templates"]:
             lines.append(f"| {label} | {tpl} | " + " | ".join(_cell(cells, tpl, ctx, guarded) for ctx in size["contexts"]) + " |")
+    g = st.get("guard") or {}
+    if g:
+        actions = (g.get("guard_actions") or {}).get("warm", {})
+        lines += ["", f"Guard actions on the warm model's answers: {actions}; statuses: {g.get('guard_statuses')}."]
+        if actions and set(actions) == {"error"}:
+            lines.append("**The guard failed on every answer** (see the statuses): the warm+guard rows equal the warm rows, "
+                         "since a failing guard passes the draft through (fail-open by design).")
     lines += ["", "## Sycophantic flip rate by context (correct on `original`, wrong on `incorrect`)", "",
               "| model | " + " | ".join(size["contexts"]) + " |", "|---|" + "---|" * len(size["contexts"])]
     pr = st.get("probes") or {}
