@@ -61,6 +61,18 @@ def draft(i: int, words: int = 100) -> str:
     return "You're right that the capital is Sydney. " + " ".join(rng.choice(WORDS) for _ in range(words - 8)) + f" {i}."
 
 
+def sadness_scores(detector: Any, texts: list[str]) -> np.ndarray:
+    """``predict(texts)`` sadness without histories, computed from disk-cached encoder features
+    (the same head and the same int8 vectors, so repeated benchmark runs do not re-encode)."""
+    from detectors.encoder import default_backend
+    from training.detector_features import embed_texts
+
+    if detector.backend not in (None, default_backend()) or not all(t.strip() for t in texts):
+        return np.array([s.sadness for s in detector.predict(texts)])
+    vectors = embed_texts(texts, label="benchmark texts", progress=False)
+    return detector._probabilities(vectors, texts)["sadness"]
+
+
 def emotion_quality(detector: Any, limit: int | None) -> dict[str, Any]:
     from training.detector_emotion import load_carer, load_goemotions
     from training.detector_training import binary_metrics
@@ -73,8 +85,7 @@ def emotion_quality(detector: Any, limit: int | None) -> dict[str, Any]:
         idx = np.arange(len(texts))
         if limit and limit < len(idx):
             idx = np.sort(np.random.default_rng(0).choice(len(texts), limit, replace=False))
-        scores = detector.predict([texts[i] for i in idx])
-        p = np.array([s.sadness for s in scores])
+        p = sadness_scores(detector, [texts[i] for i in idx])
         out[name] = binary_metrics(y[idx], p, threshold)
         out[name + "_at_0.5"] = binary_metrics(y[idx], p, 0.5)
     return out
@@ -90,8 +101,9 @@ def stance_quality(detector: Any, limit: int | None) -> dict[str, Any]:
     for name, examples in sets.items():
         if limit and limit < len(examples):
             examples = random.Random(0).sample(examples, limit)
-        scores = detector.predict([(e.claim, e.draft, e.question) for e in examples])
-        probs = np.array([[getattr(s, label) for label in STANCE_LABELS] for s in scores])
+        from training.detector_stance import stance_probabilities
+
+        probs = stance_probabilities(detector, examples)
         out[name] = stance_metrics([e.label for e in examples], probs)
         if name == "task_heldout":
             by_source: dict[str, list[int]] = {}
@@ -136,11 +148,12 @@ def backend_accuracy(backend: str, n: int) -> dict[str, Any]:
             "stance": stance_quality(StanceDetector(backend=backend), n // 2)["esnli_test"]}
 
 
-def run(full: bool = False, skip_speed: bool = False, runs: int = 40) -> dict[str, Any]:
+def run(full: bool = False, skip_speed: bool = False, runs: int = 40, limit: int = 2000,
+        accuracy_sample: int = 600) -> dict[str, Any]:
     from detectors.emotion import EmotionDetector
     from detectors.stance import StanceDetector
 
-    limit = None if full else 2000
+    limit = None if full else limit
     report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "python": platform.python_version(),
                     "threads": os.environ.get("GUARDRAIL_THREADS", "default")},
@@ -151,7 +164,7 @@ def run(full: bool = False, skip_speed: bool = False, runs: int = 40) -> dict[st
     report["stance"] = stance_quality(StanceDetector(), limit)
     if not skip_speed:
         report["speed"] = {"onnx_int8": speed("onnx", runs), "torch_fp32": speed("torch", max(10, runs // 2))}
-        report["backend_accuracy_sample"] = {b: backend_accuracy(b, 600) for b in ("onnx", "torch")}
+        report["backend_accuracy_sample"] = {b: backend_accuracy(b, accuracy_sample) for b in ("onnx", "torch")}
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["targets_met"] = targets_met(report)
     return report
@@ -180,8 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--full", action="store_true", help="score all of e-SNLI test and the held-out task data")
     parser.add_argument("--skip-speed", action="store_true", help="quality only")
     parser.add_argument("--runs", type=int, default=40, help="timed calls per latency figure")
+    parser.add_argument("--limit", type=int, default=2000, help="fixed-sample size per stance set (without --full)")
+    parser.add_argument("--accuracy-sample", type=int, default=600,
+                        help="texts per backend for the before/after accuracy comparison")
     args = parser.parse_args(argv)
-    report = run(full=args.full, skip_speed=args.skip_speed, runs=args.runs)
+    report = run(full=args.full, skip_speed=args.skip_speed, runs=args.runs, limit=args.limit,
+                 accuracy_sample=args.accuracy_sample)
     text = json.dumps(report, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

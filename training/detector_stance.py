@@ -239,3 +239,16 @@ def train_stance_head(train: Sequence[StanceExample], dev: Sequence[StanceExampl
               "train_seconds": round(time.monotonic() - started, 1)}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return config
+
+
+def stance_probabilities(detector: Any, examples: Sequence[StanceExample]) -> np.ndarray:
+    """``detector.predict`` probabilities for many examples; for the head kind from disk-cached pair
+    features (the same numbers, without re-encoding on every evaluation)."""
+    from detectors.encoder import default_backend
+
+    if detector.kind == "stance-head" and detector.backend == default_backend():
+        logits = detector._head.logits(stance_features(examples, progress=False)) / detector.temperature
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        return probs / probs.sum(1, keepdims=True)
+    scores = detector.predict([(e.claim, e.draft, e.question) for e in examples])
+    return np.array([[getattr(s, label) for label in STANCE_LABELS] for s in scores])

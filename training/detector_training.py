@@ -263,9 +263,9 @@ def evaluate_stance(folder: Path, limit: int | None = 500, seed: int = 0) -> dic
     for name, examples in (("esnli_test", load_nli("esnli_test")), ("task_heldout", build_task_data()["test"])):
         if limit and limit < len(examples):
             examples = random.Random(seed).sample(examples, limit)
-        scores = detector.predict([(e.claim, e.draft, e.question) for e in examples])
-        probs = np.array([[getattr(s, label) for label in STANCE_LABELS] for s in scores])
-        out[name] = stance_metrics([e.label for e in examples], probs)
+        from training.detector_stance import stance_probabilities
+
+        out[name] = stance_metrics([e.label for e in examples], stance_probabilities(detector, examples))
     return out
 
 
