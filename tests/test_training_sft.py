@@ -43,7 +43,7 @@ def test_lora_run_lowers_loss_and_adapter_changes_output(chat_model, tmp_path):
     from detectors.generation import generate
 
     cfg = SFTConfig(learning_rate=3e-3, max_length=64, per_device_batch_size=4, gradient_accumulation_steps=1,
-                    epochs=3, save_epochs=[0.5, 1, 3], threads=2, lora_dropout=0.0)
+                    epochs=3, save_epochs=[0.5, 1, 3], lora_dropout=0.0)
     result = train_lora(chat_model, conversations(), tmp_path / "run", cfg, measure_peak=False, show_progress=False)
     assert result.steps == 6 and result.trained_tokens > 0 and result.tokens_per_s > 0
     assert result.loss_after < result.loss_before * 0.8, (result.loss_before, result.loss_after)
