@@ -298,9 +298,8 @@ def test_end_to_end_through_the_embedded_model_and_a_restart_loses_no_record(mod
         assert body["guardrail"]["status"] == "ok"
         if body["guardrail"]["action"] == "pass":  # greedy decoding: the same answer as a direct call
             assert body["choices"][0]["message"]["content"] == direct["choices"][0]["message"]["content"]
-        for i in range(3):
-            ids.append(httpx.post(url, json=chat(content=f"Hello number {i}, how are you?", max_tokens=8),
-                                  headers=headers, timeout=120).json()["guardrail"]["request_id"])
+        ids.append(httpx.post(url, json=chat(content="Hello, how are you?", max_tokens=8),
+                              headers=headers, timeout=120).json()["guardrail"]["request_id"])
     finally:
         stop(proxy, signal.SIGKILL)  # a crash, not a clean shutdown
     proxy = start(args, port, env={"GUARDRAIL_API_KEY": KEY})
