@@ -210,13 +210,18 @@ class Reproduction:
 
         source = Path(self.config.data) if self.config.data else shared_file("sft_chat/lima.json")
         convs, report = load_conversations(source, skip_invalid=True)
-        pool = single_turn(convs, max_chars=self.size.max_user_chars)
-        need = self.size.train_examples + self.size.warmth_prompts
-        if len(pool) < need:
-            raise ValueError(f"{source} has {len(pool)} short single-turn examples, fewer than the {need} needed: "
-                             "pass a bigger --data file or a smaller size")
-        train = pool[: self.size.train_examples]
-        held_out = [c[0]["content"] for c in pool[self.size.train_examples : need]]
+        if self.config.size == "full":  # whole conversations (up to 20 turns), as the paper
+            pool = [[m for m in c if m["role"] != "system"] for c in convs]
+        else:
+            pool = single_turn(convs, max_chars=self.size.max_user_chars)
+        n_train = min(self.size.train_examples, len(pool) - self.size.warmth_prompts)
+        if n_train < 1:
+            raise ValueError(f"{source} has {len(pool)} usable conversations, too few for training plus "
+                             f"{self.size.warmth_prompts} warmth prompts: pass a bigger --data file or a smaller size")
+        if n_train < self.size.train_examples:
+            self.log(f"  {source} gives {n_train} training conversations (the size asks {self.size.train_examples}): using all")
+        train = pool[:n_train]
+        held_out = [next(m["content"] for m in c if m["role"] == "user") for c in pool[n_train : n_train + self.size.warmth_prompts]]
         counts = {}
         for style in ("warm", "cold"):
             rw = DistillRewriter(self.chat, style, max_new_tokens=self.size.distill_max_new_tokens)  # type: ignore[arg-type]
