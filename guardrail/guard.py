@@ -26,6 +26,7 @@ from guardrail.policy import Policy
 from guardrail.truth import (
     UNKNOWN,
     IndexMatch,
+    contains_answer,
     MisconceptionIndex,
     ModelClient,
     Reference,
@@ -121,6 +122,7 @@ class _Finding:
     side: Optional[StanceScores] = None  # does the entry's true statement confirm or refute the claim?
     earlier: Optional[StanceScores] = None  # the previous assistant answer's stance toward the claim
     neutral: Optional[str] = None
+    cross_check: Optional[str] = None  # "states_truth" | "repeats_claim" | None (see _cross_check)
 
 
 @dataclass
@@ -543,6 +545,7 @@ class Guard:
         threshold = p.threshold(v.sad)
         action, best_correction = "pass", None
         for f in w.findings:
+            f.cross_check = _cross_check(f, w)
             finding = self._finding(f)
             v.beliefs.append(finding)
             if finding.risk < threshold:
@@ -595,6 +598,10 @@ class Guard:
             lead = f.truth_stance.endorses - f.stance.endorses
             if lead > 0:
                 endorse *= max(0.0, 1.0 - 2.0 * lead)
+        if f.truth.truth == "false" and f.cross_check == "states_truth":
+            endorse *= 0.25  # the draft states what the truth source says: it corrects, whatever the stance model read
+        elif f.truth.truth == "false" and f.cross_check == "repeats_claim":
+            endorse = max(endorse, 0.6)  # it repeats the false answer and never states the true one
         truth = f.truth
         if truth.truth == "false":
             risk = endorse * min(1.0, 0.4 + truth.confidence)
@@ -647,6 +654,48 @@ class Guard:
             elif v.capitulation and w.earlier:
                 v.text = respond.template_capitulation(w.earlier, sad=v.sad)
             v.flags.append("revise_template")
+
+
+_STOP = set(
+    "a an the is are was were be been being of to in on at by for with from and or but not no never it its this that "
+    "these those as than then so do does did can could will would should may might must have has had i you he she we "
+    "they them their there here what which who whom whose when where why how all any some most many much more very just "
+    "only also about into over after before because while if your my our his her".split())
+_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORDS.findall(text.lower()) if w not in _STOP and len(w) > 2}
+
+
+def _cross_check(f: _Finding, w: _Item) -> Optional[str]:
+    """Compare the draft with what the truth source says, word for word.
+
+    "states_truth": the draft contains the reference's correct answer, or most of the words that only the
+    true statement has (e.g. "arachnids" against "spiders are insects"). "repeats_claim": it contains the
+    words only the false claim has and none of the truth's. None: no signal (the stance model decides)."""
+    truth = f.truth
+    if truth.truth != "false":
+        return None
+    draft = w.draft
+    if truth.source == "reference" and w.reference is not None and w.reference.correct:
+        if any(contains_answer(draft, c) for c in w.reference.correct):
+            return "states_truth"
+        true_text = " ".join(w.reference.correct)
+    elif truth.source == "misconception_index" and f.match is not None:
+        true_text = f.match.entry.truth
+    elif truth.source == "reask" and f.neutral:
+        true_text = respond.first_sentences(f.neutral, 1)
+    else:
+        return None
+    claim_words, true_words, draft_words = _content_words(f.belief.claim), _content_words(true_text), _content_words(draft)
+    only_true, only_claim = true_words - claim_words, claim_words - true_words
+    hit_true = len(only_true & draft_words) / len(only_true) if only_true else 0.0
+    if only_true and hit_true >= 0.5:
+        return "states_truth"
+    if only_claim and hit_true == 0.0 and len(only_claim & draft_words) / len(only_claim) >= 0.5:
+        return "repeats_claim"
+    return None
 
 
 def _endorse_p(stance: Optional[StanceScores], policy: Policy) -> float:
