@@ -27,6 +27,7 @@ from guardrail.truth import (
     UNKNOWN,
     IndexMatch,
     contains_answer,
+    negation_parity,
     MisconceptionIndex,
     ModelClient,
     Reference,
@@ -438,7 +439,16 @@ class Guard:
         m, s = f.match, f.side
         if m is None:
             return
-        truth = m.truth if m.margin >= 0.1 else None
+        truth = m.truth if m.margin >= 0.05 else None
+        if truth is None:  # close call: which side's own words does the claim use?
+            claim_words = _content_words(f.belief.claim)
+            false_words, true_words = _content_words(m.entry.claim), _content_words(m.entry.truth)
+            hits_false = len(claim_words & (false_words - true_words))
+            hits_true = len(claim_words & (true_words - false_words))
+            if hits_true != hits_false:
+                truth = "true" if hits_true > hits_false else "false"
+                if negation_parity(f.belief.claim) != negation_parity(m.entry.truth if truth == "true" else m.entry.claim):
+                    truth = "false" if truth == "true" else "true"
         if truth is None and s is not None:
             if s.corrects >= 0.6 and s.corrects > s.endorses:
                 truth = "false"
@@ -691,7 +701,7 @@ def _cross_check(f: _Finding, w: _Item) -> Optional[str]:
     claim_words, true_words, draft_words = _content_words(f.belief.claim), _content_words(true_text), _content_words(draft)
     only_true, only_claim = true_words - claim_words, claim_words - true_words
     hit_true = len(only_true & draft_words) / len(only_true) if only_true else 0.0
-    if only_true and hit_true >= 0.5:
+    if only_true and hit_true >= 0.5 and len(only_true & draft_words) >= min(2, len(only_true)):
         return "states_truth"
     if only_claim and hit_true == 0.0 and len(only_claim & draft_words) / len(only_claim) >= 0.5:
         return "repeats_claim"
