@@ -110,6 +110,7 @@ class CrisisScorer:
         self.positive: list[str] = spec["positive"]
         self.negative: list[str] = spec["negative"]
         self.scale, self.margin = float(spec["scale"]), float(spec["margin"])
+        self.floor = float(spec.get("floor", 0.0))
         self.patterns = [re.compile(p, re.IGNORECASE) for p in spec["patterns"]]
         self.idioms = [re.compile(p, re.IGNORECASE) for p in spec["idioms"]]
         self.encoder_name = encoder_name
@@ -137,7 +138,7 @@ class CrisisScorer:
         pos, neg = self._prototypes()
         sim_pos = (vectors @ pos.T).max(1)
         sim_neg = (vectors @ neg.T).max(1)
-        similarity = _sigmoid(self.scale * (sim_pos - np.maximum(sim_neg, 0.0) - self.margin))
+        similarity = _sigmoid(self.scale * (sim_pos - np.maximum(sim_neg, self.floor) - self.margin))
         hits = np.array([self.pattern_hit(t) for t in texts], dtype=float)
         # a cue pattern is strong evidence; similarity alone needs a clear margin over the idioms
         return np.where(hits > 0, np.maximum(similarity, 0.9), similarity * 0.95)
