@@ -130,10 +130,14 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
 
 EMOTION_CARD = """# Default emotion head
 
-A small MLP (384 -> 256 -> 5, ReLU, dropout 0.2) over the shared all-MiniLM-L6-v2 sentence vector
-(int8 ONNX Runtime by default), with per-output Platt calibration fitted on held-out dev data.
-Outputs: sadness, anger, joy, fear, distress. Stored as numpy arrays in `head.npz`; `config.json`
-holds the targets and the F1-optimal sadness threshold found on dev (`sadness_threshold`).
+Two scorers stacked per output (sadness, anger, joy, fear, distress):
+- a small MLP (384 -> 256 -> 5, ReLU, dropout 0.2) over the shared all-MiniLM-L6-v2 sentence vector
+  (int8 ONNX Runtime by default), `head.npz`;
+- a word uni/bigram TF-IDF logistic regression (30,000 terms, sublinear tf, balanced classes),
+  `lexical.npz` (vocabulary, idf, coefficients; run in numpy, no sklearn at run time).
+Per output, p = sigmoid(a * mlp_logit + c * lexical_logit + b), with a, b, c fitted by logistic
+regression on held-out dev data: the mix and the calibration in one step. `config.json` holds the
+targets and the F1-optimal sadness threshold on dev (`sadness_threshold`).
 
 ## Datasets (from `../shared/data`, not copied here)
 - GoEmotions (Demszky et al. 2020, CC BY 4.0), `goemotions/original/train.tsv`: every row labelled
@@ -142,6 +146,8 @@ holds the targets and the F1-optimal sadness threshold found on dev (`sadness_th
   angry, disgusted, disappointed, remorseful or embarrassed label.
 - CARER `emotion` (Saravia et al. 2018, research use), `emotion_carer/train.jsonl`: 7,000 rows
   (0 sadness, 1 joy, 2 love -> joy, 3 anger, 4 fear; distress = sadness, anger or fear).
+- The lexical model needs no encoder pass, so it is trained on all 43,410 GoEmotions train rows and all
+  CARER train rows except the dev rows (58,210 rows).
 - Dev (early stopping, calibration, threshold): 1,200 GoEmotions dev rows + 1,200 CARER train rows not
   used for training. GoEmotions test and CARER validation are never used in training.
 
