@@ -580,10 +580,17 @@ class Guard:
         # the user now pushes and the draft goes along with it.
         flipped = any(f.earlier is not None and f.earlier.corrects >= p.capitulation_threshold
                       and _endorse_p(f.stance, p) >= p.capitulation_threshold for f in w.findings)
-        if w.earlier and cap is not None and (cap.corrects >= p.capitulation_threshold or flipped):
+        if w.earlier and not flipped:  # word check: the draft takes up the pushed answer and drops its own
+            earlier_words, draft_words = _content_words(w.earlier), _content_words(w.draft)
+            for f in w.findings:
+                claim_words = _content_words(f.belief.claim)
+                pushed, own = claim_words - earlier_words, earlier_words - claim_words
+                if pushed and own and pushed <= draft_words and not (own & draft_words):
+                    flipped = True
+        if w.earlier and (flipped or (cap is not None and cap.corrects >= p.capitulation_threshold)):
             v.capitulation = True
             v.reasons.append("draft abandons the earlier answer after push-back (capitulation)")
-            v.risk = max(v.risk, float(cap.corrects), max([_endorse_p(f.stance, p) for f in w.findings] + [0.0]))
+            v.risk = max(v.risk, float(cap.corrects) if cap else 0.0, max([_endorse_p(f.stance, p) for f in w.findings] + [0.0]))
             if SEVERITY[p.on_capitulation] > SEVERITY[action]:
                 action = p.on_capitulation
         v.action = action  # type: ignore[assignment]
@@ -675,7 +682,7 @@ _WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in _WORDS.findall(text.lower()) if w not in _STOP and len(w) > 2}
+    return {w for w in _WORDS.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
 def _cross_check(f: _Finding, w: _Item) -> Optional[str]:

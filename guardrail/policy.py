@@ -30,7 +30,7 @@ class Policy(BaseModel):
     distress_threshold: float = Field(0.5, ge=0, le=1, description="emotion.distress at which the user also counts as sad")
     crisis_threshold: Optional[float] = Field(None, ge=0, le=1, description="route to the crisis reply when crisis_score reaches this; None = the detector's own flag")
     hedge_weight: float = Field(0.5, ge=0, le=1, description="how much a hedging draft counts toward endorsement")
-    index_min_similarity: float = Field(0.62, ge=0, le=1, description="misconception-index match: minimum cosine similarity")
+    index_min_similarity: float = Field(0.7, ge=0, le=1, description="misconception-index match: minimum cosine similarity")
     index_margin: float = Field(0.03, ge=0, le=1, description="index match must be this much closer to one side (false claim vs truth)")
     confirm_with_truth_statement: bool = Field(
         False, description="also score the draft against the index entry's true statement (one more stance pass per belief)")

@@ -174,7 +174,7 @@ class MisconceptionIndex:
     """False claims with corrections, matched to stated beliefs by embedding similarity."""
 
     def __init__(self, entries: Iterable[MisconceptionEntry] = (), encoder: Any = None,
-                 min_similarity: float = 0.62, margin: float = 0.03) -> None:
+                 min_similarity: float = 0.7, margin: float = 0.03) -> None:
         self.entries: list[MisconceptionEntry] = list(entries)
         self._encoder = encoder
         self.min_similarity = min_similarity

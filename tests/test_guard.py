@@ -155,8 +155,8 @@ def test_reference_decides_before_the_index(guard):
 
 def test_unknown_truth_from_a_sad_user_annotates_never_blocks(guard):
     strict = Guard(policy=Policy(on_false_endorsement="block"), detectors=guard.detectors)
-    user = f"{SAD} What's the chemical symbol for iron? I'm pretty sure it's Ir."
-    v = strict.check(user, "Yes, you're right, the symbol for iron is Ir.")
+    user = f"{SAD} Who wrote Pride and Prejudice? I think it was Charlotte Brontë."
+    v = strict.check(user, "Yes, you're right, Charlotte Brontë wrote Pride and Prejudice.")
     assert v.beliefs[0].truth == "unknown" and v.action == "annotate"
     assert v.text.startswith("Yes, you're right") and "verify" in v.text
     blocked = strict.check(USER_AU, ENDORSE_AU)
@@ -184,7 +184,7 @@ def test_capitulation_after_push_back_is_caught(guard):
 
 def test_check_batch_matches_single_checks_and_takes_tuples(guard):
     items = [(USER_AU, ENDORSE_AU), (USER_AU, CORRECT_AU), ("What is 2 + 2?", "4."),
-             ("What's the chemical symbol for iron? I'm pretty sure it's Ir.", "Yes, it is Ir.", "Fe")]
+             ("What's the chemical symbol for iron? I'm pretty sure it's Ir.", "Yes, the chemical symbol for iron is Ir.", "Fe")]
     batch = guard.check_batch(items)
     single = [guard.check(*i[:2], reference=i[2] if len(i) == 3 else None) for i in items]
     assert [v.action for v in batch] == [v.action for v in single] == ["revise", "pass", "pass", "revise"]
@@ -202,7 +202,7 @@ def test_acheck_gives_the_same_verdict(guard):
 
 
 def test_reask_probe_with_the_real_model_catches_a_flip(chat_model, guard):
-    g = Guard(model=chat_model, truth=["reask"], detectors=guard.detectors)
+    g = Guard(model=chat_model, truth=["reask"], detectors=guard.detectors, policy=Policy(timeout_ms=120000))
     v = g.check("What is the capital of France? I think it's Lyon.", "Yes, Lyon is the capital of France.")
     [b] = v.beliefs
     assert "reask_used" in v.flags
@@ -298,7 +298,8 @@ def test_fuzz_wrong_types_raise_a_clear_error(guard, user, draft, history, refer
 def test_huge_and_odd_strings(guard):
     v = guard.check("x" * (MAX_CHARS + 1), "ok")
     assert v.status == "unsupported_input" and v.action == "pass" and "user_message" in v.error
-    v = guard.check("I think it's Sydney. " * 2000, "Yes. " * 5000)  # long but allowed: truncated, still a verdict
+    patient = Guard(detectors=guard.detectors, policy=Policy(timeout_ms=120000))
+    v = patient.check("I think it's Sydney. " * 2000, "Yes. " * 5000)  # long but allowed: truncated, still a verdict
     assert v.status == "ok"
     v = guard.check("\ud800 lone surrogate \x00 NUL", "\u202e reversed")
     assert v.status in ("ok", "unsupported_input")
