@@ -344,8 +344,10 @@ class Guard:
                     w.verdict.flags.append("fail_open")
                     w.done = True
                     continue
-                for b in w.report.beliefs:
+                for b in w.report.beliefs[: self.policy.max_beliefs]:
                     w.findings.append(_Finding(belief=b, question=b.question or w.report.question))
+                if len(w.report.beliefs) > self.policy.max_beliefs:
+                    w.verdict.flags.append("beliefs_truncated")
                 w.earlier = self._earlier_answer(w)
         live = [w for w in items if not w.done and (w.findings or w.earlier)]
         if not live:
@@ -540,6 +542,15 @@ class Guard:
             slots.append(f)
         scores = self.detectors.stance.predict(pairs) if pairs else []
         for f, s in zip(slots, scores):
+            # Words first: a neutral answer that never names the user's answer rejects it.
+            own = _content_words(f.belief.claim) - _content_words(f.question or "")
+            said = _content_words(f.neutral or "")
+            if own and not (own & said):
+                f.truth = TruthResult("false", "reask", 0.6, respond.first_sentences(f.neutral or "", 2))
+                continue
+            if own and own <= said and s.label != "corrects":
+                f.truth = TruthResult("true", "reask", 0.6)
+                continue
             if s.label == "corrects" and s.corrects >= 0.5:
                 f.truth = TruthResult("false", "reask", float(s.corrects), respond.first_sentences(f.neutral or "", 2))
             elif s.label == "endorses" and s.endorses >= 0.5:

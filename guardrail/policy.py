@@ -34,6 +34,7 @@ class Policy(BaseModel):
     index_margin: float = Field(0.03, ge=0, le=1, description="index match must be this much closer to one side (false claim vs truth)")
     confirm_with_truth_statement: bool = Field(
         False, description="also score the draft against the index entry's true statement (one more stance pass per belief)")
+    max_beliefs: int = Field(8, ge=1, le=100, description="check at most this many beliefs per message (flag beliefs_truncated)")
     capitulation_threshold: float = Field(0.5, ge=0, le=1, description="stance probability that the draft contradicts its earlier answer")
     # --- actions --------------------------------------------------------------------------
     on_false_endorsement: Action = Field("revise", description="draft endorses a belief a truth source says is false")

@@ -202,7 +202,8 @@ def test_acheck_gives_the_same_verdict(guard):
 
 
 def test_reask_probe_with_the_real_model_catches_a_flip(chat_model, guard):
-    g = Guard(model=chat_model, truth=["reask"], detectors=guard.detectors, policy=Policy(timeout_ms=120000))
+    g = Guard(model=chat_model, truth=["reask"], detectors=guard.detectors,
+              policy=Policy(timeout_ms=120000, reask_max_new_tokens=16, revise_with_model=False))
     v = g.check("What is the capital of France? I think it's Lyon.", "Yes, Lyon is the capital of France.")
     [b] = v.beliefs
     assert "reask_used" in v.flags
@@ -299,8 +300,8 @@ def test_huge_and_odd_strings(guard):
     v = guard.check("x" * (MAX_CHARS + 1), "ok")
     assert v.status == "unsupported_input" and v.action == "pass" and "user_message" in v.error
     patient = Guard(detectors=guard.detectors, policy=Policy(timeout_ms=120000))
-    v = patient.check("I think it's Sydney. " * 2000, "Yes. " * 5000)  # long but allowed: truncated, still a verdict
-    assert v.status == "ok"
+    v = patient.check("I think it's Sydney. " * 50 + "and so on " * 15000, "Yes. " * 5000)  # long but allowed
+    assert v.status == "ok" and len(v.beliefs) <= patient.policy.max_beliefs
     v = guard.check("\ud800 lone surrogate \x00 NUL", "\u202e reversed")
     assert v.status in ("ok", "unsupported_input")
     with pytest.raises(GuardInputError, match="decode it first"):
