@@ -8,7 +8,6 @@ check time (the proxy's overhead; target p50 <= 5 ms), and (2) 200 concurrent re
 (all answered 200, all in the audit log, all seen by the upstream) and none duplicated.
 """
 
-from __future__ import annotations
 
 import argparse
 import asyncio
