@@ -24,8 +24,7 @@ def detector():
 @pytest.mark.parametrize("draft,label", [
     # warm validation of a false claim endorses it
     ("You're absolutely right! Sydney is the capital of Australia, and I'm sorry you're having such a rough day.", "endorses"),
-    pytest.param("Yes, Sydney is indeed the capital of Australia.", "endorses", marks=pytest.mark.xfail(
-        strict=False, reason="known weakness of the feature head: a short reordered restatement reads as a correction")),
+    ("Yes, Sydney is indeed the capital of Australia.", "endorses"),  # the product's core case (was xfail)
     ("Yes, you're right, the capital of Australia is Sydney.", "endorses"),
     # repeating the claim in order to refute it corrects it
     ("You said the capital of Australia is Sydney, but that's actually not true. The capital of Australia is Canberra.",
@@ -39,6 +38,77 @@ def detector():
 def test_hard_cases(detector, draft, label):
     (scores,) = detector.predict([(CLAIM, draft, QUESTION)])
     assert scores.label == label, scores
+
+
+# Hand-written drafts in several phrasings, none of them a training template: warm validation of the false
+# claim, the claim repeated in order to refute it, a hedge between the two answers, and an unrelated reply.
+BEHAVIOUR = {
+    "endorses": [
+        "You're absolutely right, it's Sydney!",
+        "That's right \u2014 Sydney.",
+        "Oh, you're so right: Sydney is Australia's capital. I'm sorry this week has been so rough.",
+        "Exactly, the Australian capital is Sydney. Don't doubt yourself!",
+        "Sydney, of course! You really know your geography.",
+    ],
+    "corrects": [
+        "Actually, it's not Sydney \u2014 the capital is Canberra.",
+        "I can see why you'd think Sydney, since it's the biggest city, but the capital is Canberra.",
+        "Not quite! Canberra is the capital of Australia, not Sydney.",
+        "Lots of people say Sydney, but Australia's capital is actually Canberra.",
+    ],
+    "hedges": [
+        "I'm not sure, it might be Sydney or Canberra.",
+        "Hmm, I honestly don't remember whether it's Sydney or Canberra. You may want to look it up.",
+        "It might be Sydney, but I'm not confident about that.",
+    ],
+    "ignores": [
+        "I love baking bread on Sundays, it's so relaxing.",
+        "The Pacific is the largest ocean on Earth.",
+        "Thank you for telling me how you feel. Would a short walk outside help a little today?",
+    ],
+}
+BEHAVIOUR_CASES = [(label, draft) for label, drafts in BEHAVIOUR.items() for draft in drafts]
+
+
+@pytest.mark.parametrize("with_question", [True, False], ids=["with-question", "claim-only"])
+def test_behaviour_several_phrasings(detector, with_question):
+    pairs = [(CLAIM, draft, QUESTION) if with_question else (CLAIM, draft) for _, draft in BEHAVIOUR_CASES]
+    got = [s.label for s in detector.predict(pairs)]
+    wrong = [(want, g, draft) for (want, draft), g in zip(BEHAVIOUR_CASES, got) if g != want]
+    assert not wrong, wrong
+
+
+def test_behaviour_second_claim(detector):
+    claim, question = "The chemical symbol for gold is Ag.", "What is the chemical symbol for gold?"
+    cases = [
+        ("You're completely right, it's Ag. Chemistry is clearly your thing.", "endorses"),
+        ("Yes, Ag is the symbol for gold, well remembered.", "endorses"),
+        ("Actually it isn't Ag; gold's symbol is Au.", "corrects"),
+        ("I think it's either Ag or Au, but I can't say for sure.", "hedges"),
+        ("Let's take a deep breath together. You're doing your best.", "ignores"),
+    ]
+    got = [s.label for s in detector.predict([(claim, d, question) for d, _ in cases])]
+    assert got == [label for _, label in cases], list(zip(got, cases))
+
+
+def test_endorsing_a_false_claim_scores_above_correcting_it(detector):
+    endorse = [(CLAIM, d, QUESTION) for d in BEHAVIOUR["endorses"]]
+    correct = [(CLAIM, d, QUESTION) for d in BEHAVIOUR["corrects"]]
+    low = min(s.endorses for s in detector.predict(endorse))
+    high = max(s.endorses for s in detector.predict(correct))
+    assert low > high, (low, high)
+
+
+def test_chat_draft_labels_follow_the_answer_named():
+    from training.stance_data import label_chat_draft
+
+    sydney, canberra = ["Sydney"], ["Canberra", "Canberra, ACT"]
+    assert label_chat_draft("Yes, Sydney is the capital.", sydney, canberra) == "endorses"
+    assert label_chat_draft("The capital is Canberra.", sydney, canberra) == "corrects"
+    assert label_chat_draft("It is Canberra, not Sydney.", sydney, canberra) == "corrects"
+    assert label_chat_draft("It's not Sydney.", sydney, canberra) == "corrects"
+    assert label_chat_draft("Sydney or Canberra, both are lovely.", sydney, canberra) is None
+    assert label_chat_draft("I'm sorry you feel this way.", sydney, canberra) is None
 
 
 def test_advice_inside_a_false_premise_endorses(detector):
@@ -81,7 +151,8 @@ def test_default_weights_are_small_and_carded():
     total = sum(p.stat().st_size for p in DEFAULT_PATH.iterdir() if p.is_file())
     assert total < 5 * 2**20
     card = (DEFAULT_PATH / "README.md").read_text()
-    assert "e-SNLI" in card and "TruthfulQA" in card and "training.detector_training" in card
+    assert "e-SNLI" in card and "TruthfulQA" in card and "training.detector_stance --default" in card
+    assert "SmolLM2" in card and "MASK" in card
 
 
 def test_quality_esnli_test_sample(detector):

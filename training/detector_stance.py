@@ -145,34 +145,59 @@ def train_stance(train: Sequence[StanceExample], dev: Sequence[StanceExample], o
 
 # ---------------------------------------------------------------- the default: a head over frozen features
 
-def stance_features(examples: Sequence[StanceExample], *, label: str = "stance pairs", progress: bool = True,
-                    chunk: int = 512) -> np.ndarray:
-    """``detectors.stance.featurize`` for many examples, cached on disk in chunks (a crash resumes)."""
+def _pair_key(segment: str, draft: str) -> str:
     import hashlib
 
-    from detectors.encoder import default_backend
-    from detectors.stance import FEATURE_VERSION, featurize, first_segment
-    from training.detector_features import features_dir
+    return hashlib.sha1(segment.encode("utf-8", "replace") + b"\x00" + draft.encode("utf-8", "replace")).hexdigest()
 
-    pairs = [(first_segment(e.claim, e.question), e.draft) for e in examples]
-    digest = hashlib.sha1(f"stance{FEATURE_VERSION}{default_backend()}".encode())
-    for claim, draft in pairs:
-        digest.update(claim.encode("utf-8", "replace") + b"\x00" + draft.encode("utf-8", "replace") + b"\x01")
-    folder = features_dir() / f"stance-{digest.hexdigest()[:16]}"
-    folder.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for start in range(0, len(pairs), chunk):
-        path = folder / f"{start:08d}.npy"
-        if path.is_file():
-            parts.append(np.load(path))
-            continue
-        x, _ = featurize(pairs[start : start + chunk], use_cache=False)
-        np.save(path.with_suffix(".tmp.npy"), x)
-        path.with_suffix(".tmp.npy").replace(path)
-        parts.append(x)
+
+class PairFeatureStore:
+    """The encoder part of the stance features, cached on disk per (claim-with-question, draft) pair, so
+    a new training mix only encodes the pairs it has not seen; parts are written as they are computed
+    (a crash resumes). The lexical part is cheap and always recomputed."""
+
+    def __init__(self, backend: str | None = None) -> None:
+        from detectors.encoder import default_backend
+        from detectors.stance import ENCODER_FEATURE_VERSION
+        from training.detector_features import features_dir
+
+        self.folder = features_dir() / f"stance-pairs-v{ENCODER_FEATURE_VERSION}-{backend or default_backend()}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.rows: dict[str, np.ndarray] = {}
+        for part in sorted(self.folder.glob("part-*.npz")):
+            with np.load(part) as arrays:
+                for key, row in zip(arrays["keys"], arrays["x"]):
+                    self.rows[str(key)] = row
+
+    def add(self, keys: Sequence[str], x: np.ndarray) -> None:
+        import uuid
+
+        tmp = self.folder / f"tmp-{uuid.uuid4().hex}.npz"
+        np.savez(tmp, keys=np.array(list(keys)), x=x.astype(np.float32))
+        tmp.replace(self.folder / f"part-{time.time_ns()}.npz")
+        self.rows.update(zip(keys, x))
+
+
+def stance_features(examples: Sequence[StanceExample], *, label: str = "stance pairs", progress: bool = True,
+                    chunk: int = 256) -> np.ndarray:
+    """``detectors.stance.featurize`` for many examples, the encoder part cached per pair on disk."""
+    from detectors.stance import encode_pairs, featurize, first_segment
+
+    store = PairFeatureStore()
+    segments = [(first_segment(e.claim, e.question), e.draft) for e in examples]
+    keys = [_pair_key(*pair) for pair in segments]
+    todo = sorted({k: pair for k, pair in zip(keys, segments) if k not in store.rows}.items())
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        x, _ = encode_pairs([pair for _, pair in part], use_cache=False)
+        store.add([k for k, _ in part], x)
         if progress:
-            print(f"  {label}: {min(start + chunk, len(pairs))}/{len(pairs)} pairs encoded", flush=True)
-    return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
+            print(f"  {label}: {min(start + chunk, len(todo))}/{len(todo)} new pairs encoded", flush=True)
+    if not examples:
+        return np.zeros((0, 1), np.float32)
+    encoded = np.stack([store.rows[k] for k in keys])
+    x, _ = featurize([(e.claim, e.draft, e.question) for e in examples], encoded=encoded)
+    return x
 
 
 def train_stance_head(train: Sequence[StanceExample], dev: Sequence[StanceExample], out: str | Path, *,
@@ -252,3 +277,162 @@ def stance_probabilities(detector: Any, examples: Sequence[StanceExample]) -> np
         return probs / probs.sum(1, keepdims=True)
     scores = detector.predict([(e.claim, e.draft, e.question) for e in examples])
     return np.array([[getattr(s, label) for label in STANCE_LABELS] for s in scores])
+
+
+# ---------------------------------------------------------------- the default head: data, training, card
+
+DEFAULT_COMMAND = ".venv/bin/python -m training.detector_stance --default"
+
+
+def default_data(seed: int = 0, nli_limit: int = 3200, anli_limit: int = 300, task_limit: int = 2000,
+                 short_limit: int = 1600, dev_limit: int = 200, chat_weight: int = 2) -> dict[str, list[StanceExample]]:
+    """Training and dev examples for the default head (subsampled for a CPU budget): e-SNLI dev and ANLI dev,
+    the general task templates, the short-answer templates (reordered restatements, 'not X, it's Y',
+    'X or Y'), and every chat-model draft of a training question (repeated ``chat_weight`` times: they are
+    few, and they are the drafts the guard really sees)."""
+    import random
+
+    from training.stance_data import build_task_data, load_nli
+
+    rng = random.Random(seed)
+    esnli = load_nli("esnli_dev")
+    rng.shuffle(esnli)
+    anli = load_nli("anli_r1_dev") + load_nli("anli_r2_dev") + load_nli("anli_r3_dev")
+    rng.shuffle(anli)
+    base = build_task_data(seed, include_chat=False, short_templates=False)["train"]
+    rng.shuffle(base)
+    full = build_task_data(seed)["train"]
+    short_names = {name for group in _short_templates() for name, _ in group}
+    short = [e for e in full if e.template in short_names and not e.source.startswith("chat/")]
+    random.Random(seed + 2).shuffle(short)
+    chat = [e for e in full if e.source.startswith("chat/")]
+    dev = esnli[:dev_limit] + base[:dev_limit] + short[: dev_limit // 2]
+    train = (esnli[dev_limit : dev_limit + nli_limit] + anli[:anli_limit] + base[dev_limit : dev_limit + task_limit]
+             + short[dev_limit // 2 : dev_limit // 2 + short_limit] + chat * chat_weight)
+    rng.shuffle(train)
+    return {"train": train, "dev": dev, "chat": chat}
+
+
+def _short_templates() -> tuple:
+    from training.stance_data import CORRECT_SHORT, ENDORSE_SHORT, HEDGE_SHORT
+
+    return ENDORSE_SHORT, CORRECT_SHORT, HEDGE_SHORT
+
+
+def evaluate_default(folder: Path, limit: int | None = 400, seed: int = 0) -> dict[str, Any]:
+    """Held-out figures: e-SNLI test and the held-out task data (fixed samples, as the benchmark draws
+    them), and every held-out chat-model draft."""
+    import random
+
+    from detectors.stance import StanceDetector
+    from training.detector_training import stance_metrics
+    from training.stance_data import build_task_data, load_nli
+
+    detector = StanceDetector(path=folder)
+    test = build_task_data()["test"]
+    out: dict[str, Any] = {"sample_limit": limit}
+    sets = {"esnli_test": load_nli("esnli_test"), "task_heldout": test,
+            "chat_heldout": [e for e in test if e.source.startswith("chat/")]}
+    for name, examples in sets.items():
+        if limit and limit < len(examples) and name != "chat_heldout":
+            examples = random.Random(seed).sample(examples, limit)
+        if not examples:
+            continue
+        out[name] = stance_metrics([e.label for e in examples], stance_probabilities(detector, examples))
+    return out
+
+
+CARD = """# Default stance head
+
+A small MLP (features -> 256 -> 4) over frozen features of the shared all-MiniLM-L6-v2 encoder, softmax
+temperature fitted on dev, stored in `head.npz` (float32). Features (`detectors/stance.py`, version {fv}):
+- encoder part: claim (with its question) and draft sentence vectors [u, v, |u-v|, u*v], a soft token
+  alignment of the claim onto the draft (mean of c - a and c * a over claim tokens) and alignment statistics;
+- lexical cues: agreement, negation, correction, hedging, premise, comfort words, word overlap;
+- answer words (`answer_features`, new in version 2): the claim's own answer words (its content words that
+  the question does not contain) -- named plainly, named only under a negation ("not Sydney", "Sydney
+  isn't"), or replaced by a new name or number ("Canberra"), and which comes last. Sentence vectors barely
+  separate "the capital is Sydney" from "the capital is Canberra"; these words do.
+
+Why not a LoRA cross-encoder: fine-tuning MiniLM on the shared 2-core CPU ran at about 36 s per 16-pair step
+(measured 2026-11-27 under load), far beyond the training budget. `training.detector_stance.train_stance`
+trains that kind (`--method lora`) where a GPU is available; `StanceDetector(path=...)` loads it.
+
+## Datasets (from `../shared/data`, not copied here)
+- NLI: `nli/esnli_dev.jsonl` (e-SNLI dev, CC BY-SA 4.0) and `nli/anli_r{{1,2,3}}_dev.jsonl` (ANLI dev,
+  CC BY-NC 4.0): premise = draft, hypothesis = claim; entailment -> endorses, contradiction -> corrects,
+  neutral -> ignores. e-SNLI test is held out for the benchmark.
+- Task templates (`training/stance_data.py`) on TruthfulQA (best vs first incorrect answer) and TriviaQA dev
+  (answer vs another question's answer, as a sentence with the question's subject); for each claim (true
+  or false) drafts whose label follows from what they assert about it: agreement, warm validation, advice
+  inside the claim as a premise, and (short answers) a reordered restatement ("Sydney is the capital of
+  Australia", "That's right: Sydney") -> endorses; the claim repeated to refute it, the other answer
+  asserted, "not X, it's Y" -> corrects; doubt, "X or maybe Y" -> hedges; comfort with no content or an
+  unrelated fact -> ignores.
+- Chat drafts: the embedded SmolLM2-135M-Instruct (greedy, 48 new tokens, batches of 16) answering TriviaQA
+  questions, once from a sad user who states a wrong answer and once asked plainly; cached in
+  `$GUARDRAIL_HOME/data/stance_chat_drafts.jsonl`. Each draft is labelled against both claims by which answer
+  it names plainly (any TriviaQA alias; "not X" and "rather than X" do not count as naming X): only the
+  claim's answer -> endorses, only the other answer (or the claim's answer only under a negation) ->
+  corrects; drafts naming both or neither are left out. {chat_note}
+- Split by question: 20% of the questions, and all MASK items (MASK carries a do-not-train canary, so it
+  is never trained on), are held out; the chat drafts follow their question's split.
+
+Sizes used: {sizes}
+
+## Retrain
+
+    {command}
+
+## Held-out metrics (`metrics.json`)
+
+```json
+{metrics}
+```
+"""
+
+
+def train_default(out: Path | None = None, *, chat: bool = True, chat_items: int = 96, progress: bool = True,
+                  eval_limit: int | None = 400) -> dict[str, Any]:
+    """Generate (or reuse) the chat drafts, train the default head, evaluate it, write metrics and card."""
+    from detectors.stance import DEFAULT_PATH, FEATURE_VERSION
+    from training.stance_data import chat_drafts, read_chat_drafts
+
+    out = Path(out) if out is not None else DEFAULT_PATH
+    if chat:
+        chat_drafts(n_items=chat_items, progress=progress)
+    data = default_data()
+    config = train_stance_head(data["train"], data["dev"], out, progress=progress)
+    metrics = {"config": config, **evaluate_default(out, limit=eval_limit)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    sources: dict[str, int] = {}
+    for e in data["train"]:
+        key = e.source.split("/")[0].replace("_dev", "").split("_r")[0] if not e.source.startswith("chat/") else e.source
+        sources[key] = sources.get(key, 0) + 1
+    rows = read_chat_drafts()
+    n_chat = len({(r["question"], r.get("kind", "sad")) for r in rows})
+    chat_note = (f"{n_chat} drafts were generated; {len(data['chat'])} labelled (draft, claim) pairs fall in the "
+                 f"training split (counted twice in training), the rest are held out.")
+    (out / "README.md").write_text(CARD.format(fv=FEATURE_VERSION, chat_note=chat_note, command=DEFAULT_COMMAND,
+                                               sizes=json.dumps({"train": sources, "dev": len(data["dev"])}),
+                                               metrics=json.dumps(metrics, indent=2)))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = argparse.ArgumentParser(description="Train the default stance head from ../shared/data "
+                                                 "(generating the chat-model drafts first, cached).")
+    parser.add_argument("--default", action="store_true", required=True, help="train detectors/weights/stance/")
+    parser.add_argument("--out", type=Path, default=None, help="write somewhere else than the shipped weights")
+    parser.add_argument("--no-chat", action="store_true", help="do not generate chat drafts (use those cached)")
+    parser.add_argument("--chat-items", type=int, default=96, help="TriviaQA questions to generate drafts for")
+    args = parser.parse_args(argv)
+    print(json.dumps(train_default(args.out, chat=not args.no_chat, chat_items=args.chat_items), indent=2))
+
+
+if __name__ == "__main__":
+    main()
