@@ -114,6 +114,7 @@ def convert_embedded_chat_model(force: bool = False) -> Path:
     """Dequantize the embedded GGUF once and save it as safetensors; return the folder."""
     target = converted_chat_dir()
     if (target / "model.safetensors").is_file() and not force:
+        _drop_gguf_quantization_config(target / "config.json")
         return target
     gguf = embedded_gguf_path()
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
@@ -128,12 +129,26 @@ def convert_embedded_chat_model(force: bool = False) -> Path:
         tmp.mkdir(parents=True, exist_ok=True)
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _drop_gguf_quantization_config(tmp / "config.json")
         if target.exists():
             import shutil
 
             shutil.rmtree(target)
         tmp.rename(target)  # atomic: a crash mid-write never leaves a half-written cache
     return target
+
+
+def _drop_gguf_quantization_config(config_path: Path) -> None:
+    """The converted weights are plain fp32, but the config still names its GGUF origin, which makes the
+    Trainer refuse to fine-tune it. Remove that entry (also from caches written before this fix)."""
+    import json
+
+    config = json.loads(config_path.read_text())
+    if "quantization_config" in config:
+        del config["quantization_config"]
+        tmp = config_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(config_path)
 
 
 def chat_model_path(name: str | None = None) -> str:

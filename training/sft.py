@@ -317,23 +317,8 @@ def _loss_logger(losses: list[float]) -> Any:
 def trainable_copy(chat: Any) -> Any:
     """A private copy of the loaded chat model to train (the cached one stays untouched for others)."""
     model = copy.deepcopy(chat.model)
-    _drop_stale_quantization(model)
     model.train()
     return model
-
-
-def _drop_stale_quantization(model: Any) -> None:
-    """The embedded model's converted config still names its GGUF origin (``quantization_config``)
-    although its weights are plain fp32; the Trainer would refuse to train it, so forget that flag."""
-    quant = getattr(model.config, "quantization_config", None)
-    method = quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)
-    if str(getattr(method, "value", method)).lower() == "gguf":
-        model.is_quantized = False
-        model.hf_quantizer = None
-        try:
-            del model.config.quantization_config
-        except AttributeError:
-            model.config.quantization_config = None
 
 
 def train_lora(
