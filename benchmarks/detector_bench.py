@@ -92,7 +92,6 @@ def emotion_quality(detector: Any, limit: int | None) -> dict[str, Any]:
 
 
 def stance_quality(detector: Any, limit: int | None) -> dict[str, Any]:
-    from detectors.types import STANCE_LABELS
     from training.detector_training import stance_metrics
     from training.stance_data import build_task_data, load_nli
 

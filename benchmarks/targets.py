@@ -11,7 +11,6 @@ import asyncio
 import os
 import random
 import threading
-import time
 from typing import Any, Callable, Optional, Sequence
 
 Message = dict[str, str]

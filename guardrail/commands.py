@@ -4,7 +4,6 @@ of the CLI (the tests use it to start servers)."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional
 

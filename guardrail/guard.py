@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from detectors.text import MAX_CHARS, InvalidTextError, validate_text
-from detectors.types import Belief, BeliefReport, EmotionScores, StanceScores
+from detectors.types import Belief, BeliefReport, StanceScores
 
 from guardrail import respond
 from guardrail.policy import Policy

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -211,70 +210,6 @@ def write_default_card(kind: str, out: Path, metrics: dict[str, Any], sizes: str
     template = EMOTION_CARD if kind == "emotion" else STANCE_CARD
     (out / "README.md").write_text(template.format(command=RETRAIN_COMMAND, metrics=json.dumps(metrics, indent=2),
                                                    sizes=sizes))
-
-
-def default_stance_data(seed: int = 0, nli_limit: int = 3200, anli_limit: int = 300, task_limit: int = 2000,
-                        dev_limit: int = 200) -> dict[str, list]:
-    """Training and dev examples for the default stance model (subsampled for a CPU budget)."""
-    from training.stance_data import build_task_data, load_nli
-
-    rng = random.Random(seed)
-    esnli = load_nli("esnli_dev")
-    rng.shuffle(esnli)
-    anli = load_nli("anli_r1_dev") + load_nli("anli_r2_dev") + load_nli("anli_r3_dev")
-    rng.shuffle(anli)
-    task = build_task_data(seed)["train"]
-    rng.shuffle(task)
-    dev = esnli[:dev_limit] + task[:dev_limit]
-    train = esnli[dev_limit : dev_limit + nli_limit] + anli[:anli_limit] + task[dev_limit : dev_limit + task_limit]
-    rng.shuffle(train)
-    return {"train": train, "dev": dev}
-
-
-def train_default_stance(out: Path = WEIGHTS / "stance", *, method: str = "head", time_limit_s: float = 15 * 60,
-                         max_steps: int = 700, batch_size: int = 16, chat: bool = True, eval_limit: int | None = 500,
-                         progress: bool = True) -> dict[str, Any]:
-    """The default stance model from NLI + task data: ``method='head'`` (the shipped default) trains a small
-    head over frozen shared-encoder features; ``method='lora'`` fine-tunes a LoRA cross-encoder (needs a
-    GPU or an idle multi-core CPU), capped in wall-clock time."""
-    from training.stance_data import chat_drafts
-
-    if chat:
-        chat_drafts(progress=progress)  # generated once, cached; build_task_data picks them up
-    data = default_stance_data()
-    if method == "lora":
-        from training.detector_stance import train_stance
-
-        config = train_stance(data["train"], data["dev"], out, max_steps=max_steps, time_limit_s=time_limit_s,
-                              batch_size=batch_size, lr=6e-4, progress=progress)
-    else:
-        from training.detector_stance import train_stance_head
-
-        config = train_stance_head(data["train"], data["dev"], out, progress=progress)
-    metrics = {"config": config, **evaluate_stance(out, limit=eval_limit)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    sources: dict[str, int] = {}
-    for e in data["train"]:
-        key = e.source.split("/")[0].replace("_dev", "").split("_r")[0]
-        sources[key] = sources.get(key, 0) + 1
-    write_default_card("stance", out, metrics, sizes=json.dumps({"train": sources, "dev": len(data["dev"])}))
-    return metrics
-
-
-def evaluate_stance(folder: Path, limit: int | None = 500, seed: int = 0) -> dict[str, Any]:
-    """Accuracy / macro-F1 / endorses AUROC on e-SNLI test and the held-out task data (fixed samples)."""
-    from detectors.stance import StanceDetector
-    from training.stance_data import build_task_data, load_nli
-
-    detector = StanceDetector(path=folder)
-    out: dict[str, Any] = {"sample_limit": limit}
-    for name, examples in (("esnli_test", load_nli("esnli_test")), ("task_heldout", build_task_data()["test"])):
-        if limit and limit < len(examples):
-            examples = random.Random(seed).sample(examples, limit)
-        from training.detector_stance import stance_probabilities
-
-        out[name] = stance_metrics([e.label for e in examples], stance_probabilities(detector, examples))
-    return out
 
 
 # ---------------------------------------------------------------- user files
@@ -492,12 +427,13 @@ def train_detector(kind: str, data: str | Path, out: str | Path, *, text_col: st
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the detectors' default weights from ../shared/data.")
     parser.add_argument("--default", choices=["emotion", "stance", "all"], required=True)
-    parser.add_argument("--stance-minutes", type=float, default=25.0, help="wall-clock cap for stance training")
     args = parser.parse_args(argv)
     if args.default in ("emotion", "all"):
         print(json.dumps(train_default_emotion(), indent=2))
     if args.default in ("stance", "all"):
-        print(json.dumps(train_default_stance(time_limit_s=args.stance_minutes * 60), indent=2))
+        from training.detector_stance import train_default
+
+        print(json.dumps(train_default(), indent=2))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,6 @@ class PadCollator:
 
 def sliced_lm_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> tuple[Any, int]:
     """Causal-LM loss computing logits only at positions whose next token is labelled."""
-    import torch
     import torch.nn.functional as F
 
     labels = batch["labels"]
