@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import random
 import re
 from pathlib import Path
 from typing import Callable, Literal, Optional
 
 from pydantic import BaseModel, Field
+
+from detectors.data import parse_jsonl
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 EMBEDDED_TASK_FILE = DATA_DIR / "embedded_task.jsonl"
@@ -57,18 +58,7 @@ def _stable_rng(*parts: object) -> random.Random:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskFileError(f"{path}, line {lineno}: not valid JSON ({exc.msg}); fix or remove that line.") from None
-            if not isinstance(row, dict):
-                raise TaskFileError(f"{path}, line {lineno}: expected a JSON object per line, got {type(row).__name__}.")
-            rows.append(row)
+    rows = parse_jsonl(path.read_text(encoding="utf-8"), path, TaskFileError)
     if not rows:
         raise TaskFileError(f"{path} has no rows: is it the right file?")
     return rows

@@ -35,3 +35,21 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         raise SharedDataMissing(f"{path} is missing from the shared data folder {root}.")
     return path
+
+
+def parse_jsonl(text: str, source: object, error: type[Exception] = ValueError) -> list[dict]:
+    """Objects of a JSONL text, one per non-blank line; a bad line raises ``error`` naming the source and line."""
+    import json
+
+    rows = []
+    for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{source}, line {lineno}: not valid JSON ({exc.msg}); JSONL needs one object per line.") from None
+        if not isinstance(row, dict):
+            raise error(f"{source}, line {lineno}: expected a JSON object per line, got {type(row).__name__}.")
+        rows.append(row)
+    return rows

@@ -117,7 +117,7 @@ def test_unknown_stance_label_and_bad_json(tmp_path):
     with pytest.raises(DetectorDataError, match="unknown stance label"):
         train_detector("stance", data, tmp_path / "o", progress=False)
     data.write_text('{"claim": "c"\n')
-    with pytest.raises(DetectorDataError, match="line 1 is not JSON"):
+    with pytest.raises(DetectorDataError, match="line 1: not valid JSON"):
         train_detector("stance", data, tmp_path / "o", progress=False)
 
 

@@ -96,6 +96,8 @@ def train_head(x: np.ndarray, y: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarra
     each output on dev. Returns the arrays ``detectors.emotion`` loads (w1, b1, w2, b2, platt_a, platt_b)."""
     import torch
 
+    from training.head_fit import fit_best_on_dev
+
     torch.manual_seed(seed)
     n_out = y.shape[1]
     net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
@@ -105,23 +107,7 @@ def train_head(x: np.ndarray, y: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarra
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(np.sqrt((1 - pos) / pos), dtype=torch.float32))
     xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
     xd, yd = torch.from_numpy(x_dev.astype(np.float32)), torch.from_numpy(y_dev.astype(np.float32))
-    best, best_state = float("inf"), None
-    for epoch in range(epochs):
-        net.train()
-        perm = torch.randperm(len(xt))
-        for start in range(0, len(xt), 256):
-            idx = perm[start : start + 256]
-            opt.zero_grad()
-            loss_fn(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            dev_loss = float(loss_fn(net(xd), yd))
-        if dev_loss < best:
-            best, best_state = dev_loss, {k: v.clone() for k, v in net.state_dict().items()}
-        if progress:
-            print(f"  epoch {epoch + 1}/{epochs}: dev loss {dev_loss:.4f}")
-    net.load_state_dict(best_state)
+    fit_best_on_dev(net, loss_fn, opt, (xt, yt), (xd, yd), epochs=epochs, batch_size=256, progress=progress)
     with torch.no_grad():
         dev_logits = net(xd).numpy()
     a, b = platt(dev_logits, y_dev)

@@ -18,6 +18,7 @@ import numpy as np
 from detectors import models
 from detectors.stance import MAX_CLAIM_TOKENS, MAX_TOKENS, first_segment
 from detectors.types import STANCE_LABELS
+from training.head_fit import fit_best_on_dev
 from training.stance_data import StanceExample
 
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -235,21 +236,7 @@ def train_stance_head(train: Sequence[StanceExample], dev: Sequence[StanceExampl
     yd = torch.from_numpy(y_dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    best, best_state = float("inf"), {k: v.clone() for k, v in net.state_dict().items()}
-    for epoch in range(epochs):
-        net.train()
-        perm = torch.randperm(len(xt))
-        for s in range(0, len(xt), 128):
-            idx = perm[s : s + 128]
-            opt.zero_grad()
-            loss_fn(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            dev_loss = float(loss_fn(net(xd), yd))
-        if dev_loss < best:
-            best, best_state = dev_loss, {k: v.clone() for k, v in net.state_dict().items()}
-    net.load_state_dict(best_state)
+    best = fit_best_on_dev(net, loss_fn, opt, (xt, yt), (xd, yd), epochs=epochs, batch_size=128)
     with torch.no_grad():
         dev_logits = net(xd).numpy()
     temperature = fit_temperature(dev_logits, y_dev)

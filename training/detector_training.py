@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from detectors.data import parse_jsonl
 from detectors.types import STANCE_LABELS
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "detectors" / "weights"
@@ -249,18 +250,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         raise DetectorDataError(f"{path} is empty: it needs a header row (CSV) or one JSON object per line (JSONL).")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DetectorDataError(f"{path} line {number} is not JSON ({exc.msg}): JSONL needs one object per line.") from None
-            if not isinstance(row, dict):
-                raise DetectorDataError(f"{path} line {number} is a {type(row).__name__}, not a JSON object.")
-            rows.append(row)
-        return rows
+        return parse_jsonl(text, path, DetectorDataError)
     if suffix not in (".csv", ".tsv", ".txt"):
         raise DetectorDataError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .jsonl.")
     delimiter = "\t" if suffix == ".tsv" else ","
