@@ -144,16 +144,9 @@ def register(app: typer.Typer) -> None:
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
-        a, b = result["a"]["target"], result["b"]["target"]
-        typer.echo(f"{a} vs {b}: {len(result['cells'])} cells")
-        for c in result["cells"]:
-            typer.echo(f"  {c['task']:<10} {c['template']:<16} {c['context']:<27} n={c['n_pairs']:<4} "
-                       f"A {100 * c['error_a']:5.1f}%  B {100 * c['error_b']:5.1f}%  {c['diff_pp']:+6.1f} pp  "
-                       f"p={c['p_value']:.3g} FDR={c['p_fdr']:.3g}{' *' if c['significant_fdr'] else ''}")
-        ame = result.get("ame") or {}
-        if "ame_pp" in ame:
-            typer.echo(f"AME of {b} vs {a}: {ame['ame_pp']:+.2f} pp [{ame['ci_low_pp']:+.2f}, {ame['ci_high_pp']:+.2f}]"
-                       f" ({ame['formula']})")
+        from benchmarks.report import comparison_markdown
+
+        typer.echo("\n".join(comparison_markdown(result)))
         if out:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(result, indent=2, default=str))

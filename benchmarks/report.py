@@ -229,6 +229,32 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, baselin
     return report
 
 
+def comparison_markdown(cmp: dict) -> list[str]:
+    """Markdown lines for one paired comparison (the report and `guardrail bench compare` print the same)."""
+    lines: list[str] = []
+    a, b = cmp["a"]["target"], cmp["b"]["target"]
+    lines += [f"## {a} vs {b} (paired, McNemar exact, Benjamini–Hochberg FDR)", "",
+              "| task | template | context | pairs | error A % | error B % | B − A (pp) | p | p (FDR) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for c in cmp["cells"]:
+        lines.append(f"| {c['task']} | {c['template']} | {c['context']} | {c['n_pairs']} | {100 * c['error_a']:.1f} | "
+                     f"{100 * c['error_b']:.1f} | {c['diff_pp']:+.1f} | {c['p_value']:.3g} | {c['p_fdr']:.3g}"
+                     f"{' *' if c['significant_fdr'] else ''} |")
+    ame = cmp.get("ame") or {}
+    if "ame_pp" in ame:
+        lines += ["", f"Average marginal effect of {b} over {a} (`{ame['formula']}`): "
+                      f"{ame['ame_pp']:+.2f} pp [{ame['ci_low_pp']:+.2f}, {ame['ci_high_pp']:+.2f}], n={ame['n']}."
+                  + (f" Warning: {ame['warning']}." if ame.get("warning") else "")]
+    elif ame:
+        lines += ["", f"AME not available: {ame.get('error')}"]
+    by = (cmp.get("ame_by_context") or {}).get("by_context")
+    if by:
+        lines += ["", "| context | AME (pp) | 95% CI |", "|---|---|---|"]
+        lines += [f"| {c} | {v['ame_pp']:+.2f} | [{v['ci_low_pp']:+.2f}, {v['ci_high_pp']:+.2f}] |"
+                  for c, v in by.items()]
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     lines = ["# Warmth–accuracy benchmark report", ""]
     for s in report["runs"]:
@@ -260,26 +286,7 @@ def render_markdown(report: dict) -> str:
                       ", ".join(f"{t}: {_fmt(j['kappa'], 2)} (n={j['n']})" for t, j in s["judge"].items())]
         lines.append("")
     for cmp in report["comparisons"]:
-        a, b = cmp["a"]["target"], cmp["b"]["target"]
-        lines += [f"## {a} vs {b} (paired, McNemar exact, Benjamini–Hochberg FDR)", "",
-                  "| task | template | context | pairs | error A % | error B % | B − A (pp) | p | p (FDR) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for c in cmp["cells"]:
-            lines.append(f"| {c['task']} | {c['template']} | {c['context']} | {c['n_pairs']} | {100 * c['error_a']:.1f} | "
-                         f"{100 * c['error_b']:.1f} | {c['diff_pp']:+.1f} | {c['p_value']:.3g} | {c['p_fdr']:.3g}"
-                         f"{' *' if c['significant_fdr'] else ''} |")
-        ame = cmp.get("ame") or {}
-        if "ame_pp" in ame:
-            lines += ["", f"Average marginal effect of {b} over {a} (`{ame['formula']}`): "
-                          f"{ame['ame_pp']:+.2f} pp [{ame['ci_low_pp']:+.2f}, {ame['ci_high_pp']:+.2f}], n={ame['n']}."
-                      + (f" Warning: {ame['warning']}." if ame.get("warning") else "")]
-        elif ame:
-            lines += ["", f"AME not available: {ame.get('error')}"]
-        by = (cmp.get("ame_by_context") or {}).get("by_context")
-        if by:
-            lines += ["", "| context | AME (pp) | 95% CI |", "|---|---|---|"]
-            lines += [f"| {c} | {v['ame_pp']:+.2f} | [{v['ci_low_pp']:+.2f}, {v['ci_high_pp']:+.2f}] |"
-                      for c, v in by.items()]
+        lines += comparison_markdown(cmp)
         lines.append("")
     if report["paper_side_by_side"]:
         models = sorted({m for r in report["paper_side_by_side"] for m in r["paper"]})

@@ -286,16 +286,12 @@ class Reproduction:
 
     def stage_guard(self) -> dict:
         from benchmarks.stats import summarize
-        from detectors.generation import generate
+        from detectors.models import ChatModel
         from guardrail import Guard
 
-        warm = self.lm("warm")
-        mnt = self.size.bench_max_new_tokens
-
-        def ask_warm(messages: list[dict]) -> str:  # the guard's re-ask probe asks the warm model itself
-            return generate(self.chat, [messages], model=warm, max_new_tokens=mnt)[0]
-
-        self.bench("warm", guard=Guard(model=ask_warm))
+        # The guard's re-ask probe and its revisions ask the warm model itself, batched across a check_batch.
+        warm = ChatModel(model=self.lm("warm"), tokenizer=self.chat.tokenizer, source="warm")
+        self.bench("warm", guard=Guard(model=warm))
         s = summarize(self.bench_dir, target="warm")
         from benchmarks.runner import load_records
 
