@@ -258,6 +258,9 @@ def load_onnx_session(path: str | Path, *, threads: int | None = None) -> Any:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads sleep instead of spin-waiting: on a few cores a spinning pool steals the
+        # CPU from the server's event loop and the upstream between checks.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     return cached_object(("onnx", path, str(threads)), build)

@@ -164,6 +164,31 @@ class BatchingChecker:
                     future.set_result(result)
 
 
+class RequestCounter:
+    """Pure ASGI middleware counting requests by path and status (cheaper than ``@app.middleware``,
+    which costs about a millisecond a request)."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        code = ["500"]
+
+        async def send_and_note(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                code[0] = str(message["status"])
+            await send(message)
+
+        self.metrics.in_flight += 1
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.metrics.in_flight -= 1
+            self.metrics.inc("guardrail_requests_total", endpoint=scope["path"], code=code[0])
+
+
 # ------------------------------------------------------------------------------------- the app
 def _error(status: int, message: str, kind: str, headers: Optional[dict[str, str]] = None):
     from fastapi.responses import JSONResponse
@@ -267,15 +292,7 @@ def create_app(upstream: Optional[str], guard: Any = None, *, api_key: Optional[
     def shown(v: Verdict) -> dict[str, Any]:
         return (v if include_text else v.redacted()).model_dump(mode="json")
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        metrics.in_flight += 1
-        try:
-            response = await call_next(request)
-        finally:
-            metrics.in_flight -= 1
-        metrics.inc("guardrail_requests_total", endpoint=request.url.path, code=str(response.status_code))
-        return response
+    app.add_middleware(RequestCounter, metrics=metrics)
 
     @app.get("/healthz")
     async def healthz():
