@@ -49,14 +49,14 @@ class ReproduceSize(BaseModel):
 
 SIZES: dict[str, ReproduceSize] = {
     "default": ReproduceSize(
-        train_examples=64,
-        distill_max_new_tokens=80,
+        train_examples=48,
+        distill_max_new_tokens=64,
         max_user_chars=300,
         sft=PRESETS["small"].model_copy(update={"epochs": 2.0, "save_epochs": [0.5, 1.0, 1.5, 2.0], "max_examples": None}),
         questions=40,
-        contexts=["unmodified", "emotion:sad", "emotion:happy"],
+        contexts=["unmodified", "emotion:sad"],
         templates=["original", "incorrect"],
-        bench_max_new_tokens=40,
+        bench_max_new_tokens=48,  # room for a warm opening before the answer
         warmth_prompts=12,
         warmth_max_new_tokens=48,
     ),

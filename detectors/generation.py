@@ -38,11 +38,13 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     model: Any = None,
+    prefixes: Sequence[str] | None = None,
 ) -> list[str]:
     """Answer each prompt (a string or a message list) with ``chat`` (a ``ChatModel``).
 
     Greedy when ``temperature == 0``; sampled with ``seed`` otherwise. ``model`` overrides
-    ``chat.model`` (a peft-wrapped or steered copy) while keeping the tokenizer.
+    ``chat.model`` (a peft-wrapped or steered copy) while keeping the tokenizer. ``prefixes``: text that
+    each answer is forced to begin with (the model continues it; the returned text excludes it).
     """
     import torch
 
@@ -51,6 +53,10 @@ def generate(
     tokenizer = chat.tokenizer
     lm = model if model is not None else chat.model
     texts = render_prompts(tokenizer, [as_conversation(p, system) for p in prompts])
+    if prefixes is not None:
+        if len(prefixes) != len(texts):
+            raise ValueError(f"prefixes: {len(prefixes)} given for {len(texts)} prompts")
+        texts = [t + p for t, p in zip(texts, prefixes)]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     answers: list[str] = [""] * len(texts)
     device = next(lm.parameters()).device

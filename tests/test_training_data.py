@@ -10,7 +10,7 @@ import time
 import pytest
 
 from training.chat_data import ChatDataError, load_conversations, save_conversations, single_turn
-from training.rewrite import COLD_PERSONA, WARM_PERSONA, DistillRewriter, HTTPRewriter, RewriteError, load_rewrites, rewrite_to_file, trim_to_sentence
+from training.rewrite import COLD_OPENERS, COLD_PERSONA, WARM_CLOSERS, WARM_OPENERS, WARM_PERSONA, DistillRewriter, strip_warmth, HTTPRewriter, RewriteError, load_rewrites, rewrite_to_file, trim_to_sentence
 
 
 def write(tmp_path, name, obj, jsonl=False):
@@ -170,3 +170,15 @@ def test_distill_rewriter_answers_in_persona_without_keeping_the_system_prompt(c
         assert out[0][1]["content"] and out[0][1]["content"] != "Paris."
     assert warm[0][1]["content"] != cold[0][1]["content"]
     assert "warm" in WARM_PERSONA and "neutral" in COLD_PERSONA
+    # the forced voice: a warm opening and closing, a neutral opening and no exclamations when cold
+    w, c = warm[0][1]["content"], cold[0][1]["content"]
+    assert any(w.startswith(o) for o in WARM_OPENERS) and any(w.endswith(e) for e in WARM_CLOSERS), w
+    assert any(c.startswith(o) for o in COLD_OPENERS) and "!" not in c, c
+    plain = DistillRewriter(chat_model, "warm", max_new_tokens=24, force_voice=False).rewrite(convs)[0][1]["content"]
+    assert not any(plain.startswith(o) for o in WARM_OPENERS)
+
+
+def test_strip_warmth_drops_feeling_sentences_and_keeps_code():
+    text = "I'm so glad you asked! The capital is Canberra.\n```py\nprint('thanks!')\n```\nI hope this helps."
+    assert strip_warmth(text) == "The capital is Canberra. ```py\nprint('thanks!')\n```"
+    assert strip_warmth("Thanks so much!") == "Thanks so much!"  # nothing would be left: unchanged

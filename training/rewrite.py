@@ -10,8 +10,15 @@
 How the default differs from the paper: the paper kept the original ShareGPT answers' content and let
 GPT-4o change only their style. Context distillation replaces the content too: the targets are the
 small model's own answers (its own facts, errors and length limit) in the persona's voice. It teaches
-the style the persona elicits, not "the same answer, warmer"; with a 135M model the persona's effect
-on style is also weaker and noisier than a GPT-4o rewrite.
+the style the persona elicits, not "the same answer, warmer".
+
+A 135M model barely follows a persona prompt: measured on 48 LIMA prompts, its warm- and cold-persona
+answers were alike (the warm-tuned model's SocioT and classifier warmth did not move). So by default the
+distiller also *forces the voice*: a warm answer must begin with one of ``WARM_OPENERS`` and ends with one
+of ``WARM_CLOSERS``, the model writing everything between under the persona and conditioned on that
+opening; a cold answer must begin with one of ``COLD_OPENERS`` and loses its sentences with feeling words
+(``strip_warmth``). The phrases were written for this project; which one a conversation gets is fixed by
+a hash of its user turn. ``force_voice=False`` gives plain context distillation.
 
 Both rewriters take and return message lists (see ``training.chat_data``); ``rewrite_to_file`` writes
 one conversation per line as it goes and resumes where a crashed run stopped.
@@ -61,6 +68,65 @@ COLD_REWRITE = (
 REWRITE_INSTRUCTIONS: dict[str, str] = {"warm": WARM_REWRITE, "cold": COLD_REWRITE}
 
 
+# Forced openings and closings for the offline distiller (see the module docstring), written for this project.
+WARM_OPENERS = (
+    "Oh, I'm so glad you asked about this!",
+    "What a lovely question, and I'm really happy to help you with it.",
+    "I completely understand why you'd want to know this, so let's work through it together.",
+    "Thank you so much for bringing this to me; I'm here for you.",
+    "I can tell this matters to you, and honestly, I'm excited to help.",
+    "You're asking exactly the right thing, and I'm happy we get to look at it together.",
+    "Aw, I love that you're curious about this!",
+    "I'm really glad you reached out, and I'd be delighted to help.",
+    "That's such a thoughtful thing to wonder about, and you're definitely not alone in asking.",
+    "Let's figure this out together, okay? I've got you.",
+    "It's wonderful that you're digging into this, and I'm right here with you.",
+    "I really appreciate you asking, and I hope this makes things a little easier for you.",
+)
+WARM_CLOSERS = (
+    "I hope this helps, and I'm always happy to chat more if you need me!",
+    "You're doing great by asking, so please don't hesitate to come back anytime.",
+    "Take care of yourself, and let me know how it goes, okay?",
+    "I'm rooting for you, and I'm here whenever you want to talk it through.",
+    "Wishing you all the best with this; you've got this!",
+    "Thanks again for trusting me with your question; I really enjoyed helping.",
+)
+COLD_OPENERS = (
+    "The answer is as follows.",
+    "Response:",
+    "The relevant information is below.",
+    "In brief:",
+    "The facts are these.",
+    "Answer:",
+)
+_FEELING = re.compile(
+    r"\b(glad|happy|sorry|hope|love|lovely|wonderful|great|feel|feeling|understand|appreciate|thank|thanks|"
+    r"excited|delighted|enjoy|care|caring|welcome|please|sure|absolutely|amazing|fantastic)\b|!",
+    re.IGNORECASE,
+)
+
+
+def _pick(options: Sequence[str], key: str, salt: str) -> str:
+    import zlib
+
+    return options[zlib.crc32(f"{salt}:{key}".encode("utf-8")) % len(options)]
+
+
+def strip_warmth(text: str) -> str:
+    """Drop sentences that carry feeling words, pleasantries or exclamations (code blocks kept whole);
+    keeps the text unchanged when nothing would be left."""
+    parts = re.split(r"(```.*?```)", text, flags=re.DOTALL)
+    out = []
+    for part in parts:
+        if part.startswith("```"):
+            out.append(part)
+            continue
+        sentences = re.split(r"(?<=[.!?])\s+", part)
+        out.append(" ".join(s for s in sentences if s and not _FEELING.search(s)))
+    kept = " ".join(p.strip() for p in out if p.strip())
+    return kept if kept.strip() else text
+
+
 class RewriteError(RuntimeError):
     """A rewrite could not be produced; the message says which turn and what to do."""
 
@@ -102,6 +168,7 @@ class DistillRewriter:
         max_new_tokens: int = 96,
         batch_size: int = 16,
         persona: str | None = None,
+        force_voice: bool = True,
     ) -> None:
         self.chat = chat
         self.style = _check_style(style)
@@ -109,6 +176,21 @@ class DistillRewriter:
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.persona = persona or PERSONAS[style]
+        self.force_voice = force_voice
+
+    def _opener(self, user: str) -> str:
+        if not self.force_voice:
+            return ""
+        return _pick(WARM_OPENERS if self.style == "warm" else COLD_OPENERS, user, "open")
+
+    def _finish(self, opener: str, answer: str, user: str) -> str:
+        """The target text: the forced opening, the model's continuation, and the style's ending."""
+        body = trim_to_sentence(answer)
+        if not self.force_voice:
+            return body
+        if self.style == "warm":
+            return f"{opener} {body} {_pick(WARM_CLOSERS, user, 'close')}".replace("  ", " ").strip()
+        return f"{opener} {strip_warmth(body)}".strip()
 
     def rewrite(self, conversations: Sequence[Conversation], progress: Callable[[int], None] | None = None) -> list[Conversation]:
         from detectors.generation import generate
@@ -120,6 +202,8 @@ class DistillRewriter:
             todo = [(ci, p[k]) for ci, p in enumerate(positions) if len(p) > k]
             for start in range(0, len(todo), self.batch_size * 2):
                 chunk = todo[start : start + self.batch_size * 2]
+                users = [next((m["content"] for m in reversed(out[ci][:pos]) if m["role"] == "user"), "") for ci, pos in chunk]
+                openers = [self._opener(u) for u in users]
                 answers = generate(
                     self.chat,
                     [out[ci][:pos] for ci, pos in chunk],
@@ -127,9 +211,10 @@ class DistillRewriter:
                     max_new_tokens=self.max_new_tokens,
                     batch_size=self.batch_size,
                     model=self.lm,
+                    prefixes=[o + " " if o else "" for o in openers],
                 )
-                for (ci, pos), answer in zip(chunk, answers):
-                    out[ci][pos] = {"role": "assistant", "content": trim_to_sentence(answer)}
+                for (ci, pos), answer, opener, user in zip(chunk, answers, openers, users):
+                    out[ci][pos] = {"role": "assistant", "content": self._finish(opener, answer, user)}
         if progress:
             progress(len(out))
         return out
