@@ -189,8 +189,8 @@ class DistillRewriter:
         if not self.force_voice:
             return body
         if self.style == "warm":
-            return f"{opener} {body} {_pick(WARM_CLOSERS, user, 'close')}".replace("  ", " ").strip()
-        return f"{opener} {strip_warmth(body)}".strip()
+            return " ".join(part for part in (opener, body, _pick(WARM_CLOSERS, user, "close")) if part)
+        return " ".join(part for part in (opener, strip_warmth(body)) if part)
 
     def rewrite(self, conversations: Sequence[Conversation], progress: Callable[[int], None] | None = None) -> list[Conversation]:
         from detectors.generation import generate
