@@ -10,7 +10,8 @@ import time
 import pytest
 
 from training.chat_data import ChatDataError, load_conversations, save_conversations, single_turn
-from training.rewrite import COLD_OPENERS, COLD_PERSONA, WARM_CLOSERS, WARM_OPENERS, WARM_PERSONA, DistillRewriter, strip_warmth, HTTPRewriter, RewriteError, load_rewrites, rewrite_to_file, trim_to_sentence
+from training.rewrite import (COLD_OPENERS, COLD_PERSONA, WARM_CLOSERS, WARM_OPENERS, WARM_PERSONA, DistillRewriter, HTTPRewriter,
+                              RewriteError, load_rewrites, rewrite_to_file, strip_warmth, trim_to_sentence)
 
 
 def write(tmp_path, name, obj, jsonl=False):

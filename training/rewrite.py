@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
@@ -107,8 +108,6 @@ _FEELING = re.compile(
 
 
 def _pick(options: Sequence[str], key: str, salt: str) -> str:
-    import zlib
-
     return options[zlib.crc32(f"{salt}:{key}".encode("utf-8")) % len(options)]
 
 
@@ -124,7 +123,7 @@ def strip_warmth(text: str) -> str:
         sentences = re.split(r"(?<=[.!?])\s+", part)
         out.append(" ".join(s for s in sentences if s and not _FEELING.search(s)))
     kept = " ".join(p.strip() for p in out if p.strip())
-    return kept if kept.strip() else text
+    return kept or text
 
 
 class RewriteError(RuntimeError):
@@ -139,6 +138,11 @@ def _check_style(style: str) -> str:
 
 def _assistant_positions(conv: Conversation) -> list[int]:
     return [i for i, m in enumerate(conv) if m["role"] == "assistant"]
+
+
+def _user_before(conv: Conversation, pos: int) -> str:
+    """The last user turn before position ``pos`` ('' when there is none)."""
+    return next((m["content"] for m in reversed(conv[:pos]) if m["role"] == "user"), "")
 
 
 def trim_to_sentence(text: str, min_fraction: float = 0.4) -> str:
@@ -202,7 +206,7 @@ class DistillRewriter:
             todo = [(ci, p[k]) for ci, p in enumerate(positions) if len(p) > k]
             for start in range(0, len(todo), self.batch_size * 2):
                 chunk = todo[start : start + self.batch_size * 2]
-                users = [next((m["content"] for m in reversed(out[ci][:pos]) if m["role"] == "user"), "") for ci, pos in chunk]
+                users = [_user_before(out[ci], pos) for ci, pos in chunk]
                 openers = [self._opener(u) for u in users]
                 answers = generate(
                     self.chat,
@@ -299,7 +303,7 @@ class HTTPRewriter:
         def one(conv: Conversation) -> Conversation:
             new = [dict(m) for m in conv]
             for pos in _assistant_positions(new):
-                user = next((new[j]["content"] for j in range(pos - 1, -1, -1) if new[j]["role"] == "user"), "")
+                user = _user_before(new, pos)
                 new[pos] = {"role": "assistant", "content": self.rewrite_turn(user, new[pos]["content"])}
             if progress:
                 progress(1)
