@@ -1,9 +1,11 @@
 """Emotion of a user message: sadness, anger, joy, fear, overall distress, and a separate crisis flag.
 
-The scores come from a small calibrated MLP head over the shared MiniLM sentence vector
-(``detectors.encoder``), so the message is encoded once for every detector that needs it. Default
-weights live in ``detectors/weights/emotion/`` (trained on GoEmotions + CARER, see its README);
-``EmotionDetector(path=DIR)`` loads weights written by ``guardrail train-detector emotion``.
+The scores stack three scorers, mixed and calibrated per output: a small MLP head over the shared
+MiniLM sentence vector (``detectors.encoder``, computed once per message for every detector), a
+lexical model, and a LoRA-tuned copy of the encoder (``detectors.emotion_encoder``, one extra pass)
+that reads the emotion the frozen vector misses. Default weights live in ``detectors/weights/emotion/``
+(trained on GoEmotions + CARER, see its README); ``EmotionDetector(path=DIR)`` loads weights written
+by ``guardrail train-detector emotion`` (a head and lexical model; no tuned encoder).
 
 The crisis flag (self-harm or suicidal intent) is not a trained class: it combines written cue
 patterns with embedding similarity to written crisis and non-crisis prototypes (e.g. "this homework
@@ -20,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from detectors import models
+from detectors.emotion_encoder import ADAPTER_FILE, TunedEmotionScorer
 from detectors.encoder import get_encoder
 from detectors.text import validate_text
 from detectors.types import EmotionScores
@@ -27,6 +30,7 @@ from detectors.types import EmotionScores
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_PATH = WEIGHTS_DIR / "emotion"
 CRISIS_FILE = WEIGHTS_DIR / "crisis.json"
+TUNED_DIR = "tuned"  # the LoRA emotion encoder inside a weights folder (detectors.emotion_encoder)
 HISTORY_TURNS = 3
 HISTORY_WEIGHT = 0.6  # how much an earlier sad turn carries into the current one
 
@@ -58,17 +62,40 @@ class _Head:
         self.c = arrays["lex_weight"] if "lex_weight" in arrays else None
         self.lexical = _Lexical(folder / "lexical.npz") if (folder / "lexical.npz").is_file() else None
         self.targets: list[str] = list(self.config["targets"])
+        self.d = arrays["tuned_weight"] if "tuned_weight" in arrays else None
+        self.tuned_folder = folder / TUNED_DIR if self.d is not None else None
+        if self.tuned_folder is not None and not (self.tuned_folder / ADAPTER_FILE).is_file():
+            raise WeightsError(f"{folder} stacks a tuned encoder but {self.tuned_folder / ADAPTER_FILE} is missing: "
+                               f"copy the folder whole, or retrain it.")
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """Uncalibrated MLP logits."""
         hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
         return hidden @ self.w2 + self.b2
 
-    def __call__(self, x: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
-        """Calibrated probabilities; with a lexical model (and the texts) its logits are stacked in."""
+    def tuned(self, backend: str | None = None) -> TunedEmotionScorer | None:
+        """The LoRA-tuned encoder stacked into this head, if it has one (loaded once per process)."""
+        if self.tuned_folder is None:
+            return None
+        folder = self.tuned_folder
+
+        def build() -> TunedEmotionScorer:
+            scorer = TunedEmotionScorer(folder, backend)
+            if scorer.targets != self.targets:
+                raise WeightsError(f"{folder} scores {scorer.targets}, the head {self.targets}: retrain them together.")
+            return scorer
+
+        return models.cached_object(("emotion-tuned", str(folder.resolve()), str(backend)), build)
+
+    def __call__(self, x: np.ndarray, texts: Sequence[str] | None = None, backend: str | None = None) -> np.ndarray:
+        """Calibrated probabilities; the lexical model's and the tuned encoder's logits are stacked in
+        where the head has them (both need the texts)."""
         z = self.a * self.raw(x) + self.b
         if self.lexical is not None and self.c is not None and texts is not None:
             z = z + self.c * self.lexical.logits(texts)
+        scorer = self.tuned(backend)
+        if scorer is not None and texts is not None:
+            z = z + self.d * scorer.logits(texts)
         return _sigmoid(z)
 
 
@@ -162,12 +189,15 @@ class EmotionDetector:
         self.backend = backend  # None: the shared default (int8 ONNX unless GUARDRAIL_ENCODER_BACKEND=torch)
         self.crisis = models.cached_object(("crisis-scorer", str(encoder), str(backend)), lambda: CrisisScorer(encoder, backend))
         self.crisis_threshold = float(self.head.config.get("crisis_threshold", 0.5))
+        for head in (self.head, self.fallback):  # load the tuned encoders now, not inside a check's time budget
+            if head is not None:
+                head.tuned(backend)
 
     def _probabilities(self, vectors: np.ndarray, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        probs = self.head(vectors, texts) if len(vectors) else np.zeros((0, len(self.head.targets)))
+        probs = self.head(vectors, texts, self.backend) if len(vectors) else np.zeros((0, len(self.head.targets)))
         out = {name: probs[:, j] for j, name in enumerate(self.head.targets)}
         if self.fallback is not None and len(vectors):
-            extra = self.fallback(vectors, texts)
+            extra = self.fallback(vectors, texts, self.backend)
             for j, name in enumerate(self.fallback.targets):
                 out.setdefault(name, extra[:, j])
         for name in ("sadness", "anger", "joy", "fear"):

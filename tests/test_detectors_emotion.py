@@ -125,3 +125,35 @@ def test_quality_goemotions_test_sample(detector):
     p = np.array([s.sadness for s in detector.predict([texts[i] for i in idx])])
     m = binary_metrics(sad[idx], p)
     assert m["auroc"] >= 0.90, m
+
+
+def test_default_stacks_the_tuned_encoder(detector):
+    from detectors.emotion import DEFAULT_PATH, TUNED_DIR
+
+    scorer = detector.head.tuned()
+    assert scorer is not None and scorer.targets == detector.head.targets
+    assert (DEFAULT_PATH / TUNED_DIR / "adapter.safetensors").stat().st_size < 5 * 2**20
+    texts = ["My dog died yesterday and I can't stop crying.", "We won the final, best day ever!"]
+    sad, happy = scorer.logits(texts)
+    assert sad[0] > happy[0] and happy[2] > sad[2]  # sadness and joy columns
+
+
+def test_tuned_encoder_onnx_matches_torch():
+    from detectors.emotion import DEFAULT_PATH, TUNED_DIR
+    from detectors.emotion_encoder import TunedEmotionScorer
+
+    texts = ["I feel so alone since she left.", "The bus was late again, so annoying.", "ok"]
+    onnx = TunedEmotionScorer(DEFAULT_PATH / TUNED_DIR, backend="onnx").logits(texts, use_cache=False)
+    torch = TunedEmotionScorer(DEFAULT_PATH / TUNED_DIR, backend="torch").logits(texts, use_cache=False)
+    assert np.abs(onnx - torch).max() < 0.25, (onnx, torch)  # int8 weights: close, not equal
+
+
+def test_weights_folder_missing_its_tuned_encoder(tmp_path):
+    import shutil
+
+    from detectors.emotion import DEFAULT_PATH, TUNED_DIR
+
+    shutil.copytree(DEFAULT_PATH, tmp_path / "emo")
+    shutil.rmtree(tmp_path / "emo" / TUNED_DIR)
+    with pytest.raises(WeightsError, match="adapter.safetensors is missing"):
+        EmotionDetector(path=tmp_path / "emo")

@@ -155,14 +155,18 @@ def train_lexical(texts: list[str], y: np.ndarray, *, max_features: int = 30000,
     return {"vocab": vocab, "idf": vectorizer.idf_.astype(np.float32), "coef": coef, "intercept": intercept}
 
 
-def stack(emb_logits: np.ndarray, lex_logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per target p = sigmoid(a * mlp_logit + c * lexical_logit + b), fitted on dev: calibration and the mix in one."""
+def stack(y: np.ndarray, mlp_logits: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Per target p = sigmoid(a * mlp_logit + sum_k w_k * other_k_logit + b), fitted on dev: the mix and the
+    calibration in one step. Returns a, b and one weight array per other scorer (lexical, tuned encoder)."""
     from sklearn.linear_model import LogisticRegression
 
     n = y.shape[1]
-    a, b, c = np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+    a, b = np.ones(n, np.float32), np.zeros(n, np.float32)
+    weights = [np.zeros(n, np.float32) for _ in others]
     for j in range(n):
-        features = np.stack([emb_logits[:, j], lex_logits[:, j]], 1)
+        features = np.stack([mlp_logits[:, j]] + [o[:, j] for o in others], 1)
         model = LogisticRegression(C=100.0).fit(features, y[:, j])
-        a[j], c[j], b[j] = model.coef_[0, 0], model.coef_[0, 1], model.intercept_[0]
-    return a, b, c
+        a[j], b[j] = model.coef_[0, 0], model.intercept_[0]
+        for k in range(len(others)):
+            weights[k][j] = model.coef_[0, k + 1]
+    return a, b, weights

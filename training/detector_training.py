@@ -61,11 +61,15 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(total)
 
 
-def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
+def best_f1_threshold(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """The threshold (0.05..0.95) with the best F1 on held-out data; with ``groups``, the best mean of
+    the per-group F1s, so a source with few positives counts as much as one with many."""
     from sklearn.metrics import f1_score
 
+    groups = np.zeros(len(y), int) if groups is None else np.asarray(groups)
     grid = np.linspace(0.05, 0.95, 91)
-    scores = [f1_score(y, (p >= t).astype(int), zero_division=0) for t in grid]
+    scores = [np.mean([f1_score(y[groups == g], (p[groups == g] >= t).astype(int), zero_division=0)
+                       for g in np.unique(groups)]) for t in grid]
     return float(grid[int(np.argmax(scores))])
 
 
@@ -86,9 +90,11 @@ def stance_metrics(y: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- default weights
 
-def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True) -> dict[str, Any]:
-    """The default emotion head: GoEmotions + CARER (subsampled for CPU), calibrated, evaluated."""
-    from training.detector_emotion import TARGETS, default_emotion_corpus, load_carer, load_goemotions, save_head, train_head
+def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True, tuned: Path | None = None) -> dict[str, Any]:
+    """The default emotion weights: MLP head over the shared vector (GoEmotions + CARER, subsampled for
+    CPU), lexical model, and the LoRA-tuned encoder (trained here unless ``tuned`` names a trained one),
+    stacked and calibrated on dev, then evaluated."""
+    from training.detector_emotion import default_emotion_corpus, save_head, train_head, train_lexical
     from training.detector_features import embed_texts
 
     started = time.monotonic()
@@ -96,21 +102,60 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
     x = embed_texts(corpus["train"][0], label="emotion train", progress=progress)
     x_dev = embed_texts(corpus["dev"][0], label="emotion dev", progress=progress)
     arrays = train_head(x, corpus["train"][1], x_dev, corpus["dev"][1], progress=progress)
-    from detectors.emotion import _Head, _Lexical  # the runtime code computes the evaluation probabilities
-    from training.detector_emotion import stack, train_lexical
-
     save_head(arrays, out)
-    lexical = train_lexical(*corpus["lexical"])
-    np.savez_compressed(out / "lexical.npz", **lexical)
-    dev_texts = corpus["dev"][0]
-    arrays["platt_a"], arrays["platt_b"], arrays["lex_weight"] = stack(
-        _Head(out).raw(x_dev), _Lexical(out / "lexical.npz").logits(dev_texts), corpus["dev"][1])
+    np.savez_compressed(out / "lexical.npz", **train_lexical(*corpus["lexical"]))
+    if tuned is None:
+        from detectors.models import guardrail_home
+        from training.emotion_encoder import train_emotion_encoder
+
+        tuned = guardrail_home() / "runs" / "emotion-encoder"  # resumes from its checkpoint if stopped
+        train_emotion_encoder(tuned, progress=progress)
+    metrics = stack_emotion(out, tuned, progress=progress)
+    metrics["train_examples"], metrics["lexical_train_examples"] = len(x), len(corpus["lexical"][0])
+    metrics["train_seconds"] = round(time.monotonic() - started, 1)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_default_card("emotion", out, metrics)
+    return metrics
+
+
+def stack_emotion(out: Path, tuned: Path | None, progress: bool = True) -> dict[str, Any]:
+    """Fit the stack (MLP + lexical [+ tuned encoder copied from ``tuned``]) of the head in ``out`` on dev,
+    choose the sadness threshold there, save, and evaluate on GoEmotions test and CARER validation."""
+    import shutil
+
+    from detectors.emotion import TUNED_DIR, _Head, _Lexical  # the runtime code computes every probability
+    from detectors.emotion_encoder import ADAPTER_FILE, CONFIG_FILE, TunedEmotionScorer
+    from training.detector_emotion import TARGETS, default_emotion_corpus, load_carer, load_goemotions, save_head, stack
+    from training.detector_features import embed_texts
+
+    corpus = default_emotion_corpus()
+    dev_texts, dev_y = corpus["dev"]
+    x_dev = embed_texts(dev_texts, label="emotion dev", progress=progress)
+    arrays = {k: v for k, v in np.load(out / "head.npz").items() if k in ("w1", "b1", "w2", "b2")}
+    arrays["platt_a"], arrays["platt_b"] = np.ones(len(TARGETS), np.float32), np.zeros(len(TARGETS), np.float32)
+    save_head(arrays, out)
+    others = [_Lexical(out / "lexical.npz").logits(dev_texts)]
+    if tuned is not None:
+        (out / TUNED_DIR).mkdir(exist_ok=True)
+        for name in (ADAPTER_FILE, CONFIG_FILE):
+            shutil.copyfile(Path(tuned) / name, out / TUNED_DIR / name)
+        others.append(TunedEmotionScorer(out / TUNED_DIR).logits(dev_texts, use_cache=False))
+    else:
+        shutil.rmtree(out / TUNED_DIR, ignore_errors=True)
+    arrays["platt_a"], arrays["platt_b"], weights = stack(dev_y, _Head(out).raw(x_dev), *others)
+    arrays["lex_weight"] = weights[0]
+    if tuned is not None:
+        arrays["tuned_weight"] = weights[1]
     save_head(arrays, out)
     head = _Head(out)
-    dev_sad = head(x_dev, dev_texts)[:, 0]
-    threshold = best_f1_threshold(corpus["dev"][1][:, 0], dev_sad)
-    metrics: dict[str, Any] = {"train_examples": len(x), "lexical_train_examples": len(corpus["lexical"][0]),
-                               "dev_examples": len(x_dev), "sadness_threshold": threshold}
+    # the dev set is 1,200 GoEmotions rows (4 % sad) then 1,200 CARER rows (29 % sad): weigh both alike
+    sources = np.repeat([0, 1], [len(dev_texts) // 2, len(dev_texts) - len(dev_texts) // 2])
+    threshold = best_f1_threshold(dev_y[:, 0], head(x_dev, dev_texts)[:, 0], sources)
+    metrics: dict[str, Any] = {"dev_examples": len(x_dev), "sadness_threshold": threshold,
+                               "scorers": ["mlp", "lexical"] + (["tuned_encoder"] if tuned is not None else [])}
+    if tuned is not None:
+        metrics["tuned_encoder"] = json.loads((Path(tuned) / "train_info.json").read_text()) \
+            if (Path(tuned) / "train_info.json").is_file() else {}
     g_texts, _, g_sad = load_goemotions("test")
     p = head(embed_texts(g_texts, label="GoEmotions test", progress=progress), g_texts)
     metrics["goemotions_test_sadness"] = binary_metrics(g_sad, p[:, 0], threshold)
@@ -121,23 +166,25 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
     metrics["carer_validation_sadness_at_0.5"] = binary_metrics(c_y[:, 0], p[:, 0], 0.5)
     for j, name in enumerate(TARGETS):
         metrics.setdefault("carer_validation_auroc", {})[name] = binary_metrics(c_y[:, j], p[:, j])["auroc"]
-    metrics["train_seconds"] = round(time.monotonic() - started, 1)
     save_head(arrays, out, sadness_threshold=threshold, datasets=["goemotions/original train", "emotion_carer train"])
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_default_card("emotion", out, metrics)
     return metrics
 
 
 EMOTION_CARD = """# Default emotion head
 
-Two scorers stacked per output (sadness, anger, joy, fear, distress):
+Three scorers stacked per output (sadness, anger, joy, fear, distress):
 - a small MLP (384 -> 256 -> 5, ReLU, dropout 0.2) over the shared all-MiniLM-L6-v2 sentence vector
   (int8 ONNX Runtime by default), `head.npz`;
 - a word uni/bigram TF-IDF logistic regression (30,000 terms, sublinear tf, balanced classes),
-  `lexical.npz` (vocabulary, idf, coefficients; run in numpy, no sklearn at run time).
-Per output, p = sigmoid(a * mlp_logit + c * lexical_logit + b), with a, b, c fitted by logistic
-regression on held-out dev data: the mix and the calibration in one step. `config.json` holds the
-targets and the F1-optimal sadness threshold on dev (`sadness_threshold`).
+  `lexical.npz` (vocabulary, idf, coefficients; run in numpy, no sklearn at run time);
+- a LoRA-tuned copy of the encoder, `tuned/` (`python -m training.emotion_encoder`): rank-16 adapters on
+  every linear layer and a linear output over the mean-pooled tokens, trained for two passes over all
+  GoEmotions train rows and the CARER train rows outside dev, with the 28 GoEmotions and 6 CARER labels
+  as auxiliary outputs; merged into the encoder and exported to int8 ONNX at first use.
+Per output, p = sigmoid(a * mlp_logit + c * lexical_logit + d * tuned_logit + b), with a, b, c, d fitted
+by logistic regression on held-out dev data: the mix and the calibration in one step. `config.json` holds
+the targets and the sadness threshold (`sadness_threshold`) that maximises the mean of the dev F1 on the
+GoEmotions rows and on the CARER rows (the two sources weigh alike, whatever their share of positives).
 
 ## Datasets (from `../shared/data`, not copied here)
 - GoEmotions (Demszky et al. 2020, CC BY 4.0), `goemotions/original/train.tsv`: every row labelled
@@ -148,8 +195,9 @@ targets and the F1-optimal sadness threshold on dev (`sadness_threshold`).
   (0 sadness, 1 joy, 2 love -> joy, 3 anger, 4 fear; distress = sadness, anger or fear).
 - The lexical model needs no encoder pass, so it is trained on all 43,410 GoEmotions train rows and all
   CARER train rows except the dev rows (58,210 rows).
-- Dev (early stopping, calibration, threshold): 1,200 GoEmotions dev rows + 1,200 CARER train rows not
-  used for training. GoEmotions test and CARER validation are never used in training.
+- The tuned encoder: all 43,410 GoEmotions train rows and the 14,795 CARER train rows that are not dev rows.
+- Dev (early stopping, calibration, stacking, threshold): 1,200 GoEmotions dev rows + 1,200 CARER train rows
+  used by none of the three scorers. GoEmotions test and CARER validation are never used in training.
 
 The subsampling keeps training within a CPU budget on a shared 2-core machine.
 
@@ -417,9 +465,12 @@ def train_detector(kind: str, data: str | Path, out: str | Path, *, text_col: st
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the detectors' default weights from ../shared/data.")
     parser.add_argument("--default", choices=["emotion", "stance", "all"], required=True)
+    parser.add_argument("--tuned", type=Path, default=None,
+                        help="emotion: a trained LoRA emotion encoder folder (python -m training.emotion_encoder) to stack "
+                             "instead of training one (~25 min on 2 cores)")
     args = parser.parse_args(argv)
     if args.default in ("emotion", "all"):
-        print(json.dumps(train_default_emotion(), indent=2))
+        print(json.dumps(train_default_emotion(tuned=args.tuned), indent=2))
     if args.default in ("stance", "all"):
         from training.detector_stance import train_default
 
