@@ -77,7 +77,7 @@ def emotion_quality(detector: Any, limit: int | None) -> dict[str, Any]:
     from training.detector_emotion import load_carer, load_goemotions
     from training.detector_training import binary_metrics
 
-    threshold = float(detector.head.config.get("sadness_threshold", 0.5))
+    threshold = detector.head.sadness_threshold
     out: dict[str, Any] = {"threshold": threshold}
     g_texts, _, g_sad = load_goemotions("test")
     c_texts, c_y = load_carer("validation")
@@ -131,6 +131,12 @@ def speed(backend: str, runs: int) -> dict[str, Any]:
     start = time.perf_counter()
     emotion.predict(batch)
     out["emotion_batched_per_s"] = round(len(batch) / (time.perf_counter() - start), 1)
+    fast = EmotionDetector(backend=backend, tuned=False)
+    out["emotion_fast_one_30_words"] = _time(lambda i: fast.predict([message(offset + 700 + i)]), runs)
+    batch = [message(offset + 300_000 + i) for i in range(256)]
+    start = time.perf_counter()
+    fast.predict(batch)
+    out["emotion_fast_batched_per_s"] = round(len(batch) / (time.perf_counter() - start), 1)
     pairs = [("The capital of Australia is Sydney.", draft(offset + 200_000 + i, 40)) for i in range(64)]
     start = time.perf_counter()
     stance.predict(pairs, batch_size=32)
@@ -160,6 +166,7 @@ def run(full: bool = False, skip_speed: bool = False, runs: int = 40, limit: int
     }
     started = time.perf_counter()
     report["emotion"] = emotion_quality(EmotionDetector(), None)  # the emotion sets are small: always full
+    report["emotion_fast"] = emotion_quality(EmotionDetector(tuned=False), None)  # without the tuned encoder
     report["stance"] = stance_quality(StanceDetector(), limit)
     if not skip_speed:
         report["speed"] = {"onnx_int8": speed("onnx", runs), "torch_fp32": speed("torch", max(10, runs // 2))}
@@ -181,6 +188,7 @@ def targets_met(report: dict[str, Any]) -> dict[str, Any]:
         met["emotion_p50_ms"] = fast["emotion_one_30_words"]["p50_ms"] <= TARGETS["emotion_p50_ms"]
         met["stance_p50_ms"] = fast["stance_one_claim_100_word_draft"]["p50_ms"] <= TARGETS["stance_p50_ms"]
         met["emotion_batched_per_s"] = fast["emotion_batched_per_s"] >= TARGETS["emotion_batched_per_s"]
+        met["emotion_batched_per_s_without_tuned_encoder"] = fast["emotion_fast_batched_per_s"] >= TARGETS["emotion_batched_per_s"]
     return met
 
 

@@ -108,7 +108,7 @@ def test_quality_carer_validation_sample(detector):
     texts, y = load_carer("validation")
     idx = np.random.default_rng(0).choice(len(texts), 400, replace=False)
     p = np.array([s.sadness for s in detector.predict([texts[i] for i in idx])])
-    m = binary_metrics(y[idx, 0], p, detector.head.config.get("sadness_threshold", 0.5))
+    m = binary_metrics(y[idx, 0], p, detector.head.sadness_threshold)
     assert m["auroc"] >= 0.95 and m["f1"] >= 0.80, m
 
 

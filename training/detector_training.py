@@ -142,31 +142,40 @@ def stack_emotion(out: Path, tuned: Path | None, progress: bool = True) -> dict[
         others.append(TunedEmotionScorer(out / TUNED_DIR).logits(dev_texts, use_cache=False))
     else:
         shutil.rmtree(out / TUNED_DIR, ignore_errors=True)
-    arrays["platt_a"], arrays["platt_b"], weights = stack(dev_y, _Head(out).raw(x_dev), *others)
-    arrays["lex_weight"] = weights[0]
+    mlp_dev = _Head(out).raw(x_dev)
+    arrays["platt_a"], arrays["platt_b"], (arrays["lex_weight"],) = stack(dev_y, mlp_dev, others[0])  # the fast stack
     if tuned is not None:
-        arrays["tuned_weight"] = weights[1]
-    save_head(arrays, out)
-    head = _Head(out)
+        arrays["full_a"], arrays["full_b"], (arrays["full_lex"], arrays["tuned_weight"]) = stack(dev_y, mlp_dev, *others)
     # the dev set is 1,200 GoEmotions rows (4 % sad) then 1,200 CARER rows (29 % sad): weigh both alike
     sources = np.repeat([0, 1], [len(dev_texts) // 2, len(dev_texts) - len(dev_texts) // 2])
-    threshold = best_f1_threshold(dev_y[:, 0], head(x_dev, dev_texts)[:, 0], sources)
-    metrics: dict[str, Any] = {"dev_examples": len(x_dev), "sadness_threshold": threshold,
+    meta: dict[str, Any] = {"datasets": ["goemotions/original train", "emotion_carer train"]}
+    metrics: dict[str, Any] = {"dev_examples": len(x_dev),
                                "scorers": ["mlp", "lexical"] + (["tuned_encoder"] if tuned is not None else [])}
     if tuned is not None:
         metrics["tuned_encoder"] = json.loads((Path(tuned) / "train_info.json").read_text()) \
             if (Path(tuned) / "train_info.json").is_file() else {}
     g_texts, _, g_sad = load_goemotions("test")
-    p = head(embed_texts(g_texts, label="GoEmotions test", progress=progress), g_texts)
-    metrics["goemotions_test_sadness"] = binary_metrics(g_sad, p[:, 0], threshold)
-    metrics["goemotions_test_sadness_at_0.5"] = binary_metrics(g_sad, p[:, 0], 0.5)
     c_texts, c_y = load_carer("validation")
-    p = head(embed_texts(c_texts, label="CARER validation", progress=progress), c_texts)
-    metrics["carer_validation_sadness"] = binary_metrics(c_y[:, 0], p[:, 0], threshold)
-    metrics["carer_validation_sadness_at_0.5"] = binary_metrics(c_y[:, 0], p[:, 0], 0.5)
-    for j, name in enumerate(TARGETS):
-        metrics.setdefault("carer_validation_auroc", {})[name] = binary_metrics(c_y[:, j], p[:, j])["auroc"]
-    save_head(arrays, out, sadness_threshold=threshold, datasets=["goemotions/original train", "emotion_carer train"])
+    x_g = embed_texts(g_texts, label="GoEmotions test", progress=progress)
+    x_c = embed_texts(c_texts, label="CARER validation", progress=progress)
+    for use_tuned in ([True, False] if tuned is not None else [False]):
+        save_head(arrays, out, **meta)
+        head = _Head(out, use_tuned=use_tuned)
+        threshold = best_f1_threshold(dev_y[:, 0], head(x_dev, dev_texts)[:, 0], sources)
+        meta["sadness_threshold" if use_tuned or tuned is None else "fast_sadness_threshold"] = threshold
+        part: dict[str, Any] = {"sadness_threshold": threshold}
+        p = head(x_g, g_texts)
+        part["goemotions_test_sadness"] = binary_metrics(g_sad, p[:, 0], threshold)
+        part["goemotions_test_sadness_at_0.5"] = binary_metrics(g_sad, p[:, 0], 0.5)
+        p = head(x_c, c_texts)
+        part["carer_validation_sadness"] = binary_metrics(c_y[:, 0], p[:, 0], threshold)
+        part["carer_validation_sadness_at_0.5"] = binary_metrics(c_y[:, 0], p[:, 0], 0.5)
+        part["carer_validation_auroc"] = {name: binary_metrics(c_y[:, j], p[:, j])["auroc"] for j, name in enumerate(TARGETS)}
+        if use_tuned or tuned is None:
+            metrics.update(part)
+        else:
+            metrics["fast_without_tuned_encoder"] = part
+    save_head(arrays, out, **meta)
     return metrics
 
 
