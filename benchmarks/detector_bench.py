@@ -62,15 +62,8 @@ def draft(i: int, words: int = 100) -> str:
 
 
 def sadness_scores(detector: Any, texts: list[str]) -> np.ndarray:
-    """``predict(texts)`` sadness without histories, computed from disk-cached encoder features
-    (the same head and the same int8 vectors, so repeated benchmark runs do not re-encode)."""
-    from detectors.encoder import default_backend
-    from training.detector_features import embed_texts
-
-    if detector.backend not in (None, default_backend()) or not all(t.strip() for t in texts):
-        return np.array([s.sadness for s in detector.predict(texts)])
-    vectors = embed_texts(texts, label="benchmark texts", progress=False)
-    return detector._probabilities(vectors, texts)["sadness"]
+    """``predict(texts)`` sadness without histories (every stage the guard uses, sentences included)."""
+    return np.array([s.sadness for s in detector.predict(texts)])
 
 
 def emotion_quality(detector: Any, limit: int | None) -> dict[str, Any]:

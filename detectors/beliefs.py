@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from detectors.text import validate_text
+from detectors.text import sentence_spans, validate_text
 from detectors.types import Belief, BeliefReport
 
 __all__ = ["extract_beliefs", "guess_language"]
@@ -115,18 +115,6 @@ _AUX_NEG = re.compile(r"\b(is|are|was|were|can|will|does|do|did|has|have|should|
                       re.IGNORECASE)
 _FILLER = re.compile(r"^(?:(?:um+|uh+|well|so|ok(?:ay)?|hey|hi|hello|like|yeah|yes|no|oh|ah|lol),?\s+)+",
                      re.IGNORECASE)
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for match in re.finditer(r"[.!?]+(?=\s|$)|\n+", text):
-        end = match.end()
-        if text[start:end].strip():
-            spans.append((start, end))
-        start = end
-    if text[start:].strip():
-        spans.append((start, len(text)))
-    return spans
 
 
 def _find_question(text: str, sentences: list[tuple[int, int]]) -> tuple[str, tuple[int, int]] | None:
@@ -255,7 +243,7 @@ def extract_beliefs(text: str) -> BeliefReport:
     language = guess_language(text)
     if language not in ("en", "und") or not text.strip():
         return BeliefReport(language=language if text.strip() else "und", beliefs=[], question=None)
-    sentences = _sentences(text)
+    sentences = sentence_spans(text)
     found = _find_question(text, sentences)
     question = found[0] if found else None
 

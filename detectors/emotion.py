@@ -25,7 +25,7 @@ import numpy as np
 from detectors import models
 from detectors.emotion_encoder import ADAPTER_FILE, TunedEmotionScorer
 from detectors.encoder import get_encoder
-from detectors.text import validate_text
+from detectors.text import sentence_spans, validate_text
 from detectors.types import EmotionScores
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -34,6 +34,8 @@ CRISIS_FILE = WEIGHTS_DIR / "crisis.json"
 TUNED_DIR = "tuned"  # the LoRA emotion encoder inside a weights folder (detectors.emotion_encoder)
 HISTORY_TURNS = 3
 HISTORY_WEIGHT = 0.6  # how much an earlier sad turn carries into the current one
+SENTENCE_WEIGHT = 0.6  # how much one sad sentence carries into its whole message
+MAX_SENTENCES = 8  # sentences scored on their own per message (the first ones)
 _PARALLEL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emotion-tuned")
 
 
@@ -236,7 +238,8 @@ class EmotionDetector:
         if not clean:
             return []
         encoder = get_encoder(self.encoder_name, self.backend)
-        flat = clean + [t for turns in past for t in turns]
+        parts = [_sentences(t) for t in clean]
+        flat = clean + [t for turns in past for t in turns] + [t for pieces in parts for t in pieces]
         tuned = self.head.tuned(self.backend)
         # the tuned encoder's pass runs beside the shared encoder's (ONNX Runtime releases the GIL)
         pending = _PARALLEL.submit(tuned.logits, flat) if tuned is not None else None
@@ -249,6 +252,8 @@ class EmotionDetector:
         crisis = np.where(empty, 0.0, crisis)
 
         results, offset = [], len(clean)
+        sentence_rows = len(clean) + sum(len(turns) for turns in past)
+        starts = np.cumsum([0] + [len(pieces) for pieces in parts])
         for i in range(len(clean)):
             row = {name: float(values[i]) for name, values in probs.items()}
             crisis_score = float(crisis[i])
@@ -261,6 +266,10 @@ class EmotionDetector:
                     row[name] = max(row[name], HISTORY_WEIGHT * earlier)
                 crisis_score = max(crisis_score, 0.9 * float(crisis[idx].max()))
                 offset += n
+            if parts[i]:  # a sentence that reads sad (or afraid, angry) lifts the whole message
+                idx = slice(sentence_rows + starts[i], sentence_rows + starts[i + 1])
+                for name in ("sadness", "fear", "anger", "distress"):
+                    row[name] = max(row[name], SENTENCE_WEIGHT * float(probs[name][idx].max()))
             results.append(EmotionScores(
                 sadness=_unit(row["sadness"]), anger=_unit(row["anger"]), joy=_unit(row["joy"]),
                 fear=_unit(row["fear"]), distress=_unit(row["distress"]),
@@ -268,6 +277,13 @@ class EmotionDetector:
                 truncated=bool(encoded.truncated[i]),
             ))
         return results
+
+
+def _sentences(text: str) -> list[str]:
+    """The message's first sentences when it has several: "I've been so low since my dad died. What's the
+    capital of Australia?" scored whole reads as a question; its first sentence on its own reads sad."""
+    spans = sentence_spans(text)
+    return [text[a:b].strip() for a, b in spans[:MAX_SENTENCES]] if len(spans) > 1 else []
 
 
 def _unit(x: float) -> float:

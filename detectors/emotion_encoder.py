@@ -153,8 +153,9 @@ class TunedEmotionScorer:
 
     def logits(self, texts: Sequence[str], use_cache: bool = True) -> np.ndarray:
         texts = list(texts)
-        if not use_cache:
-            return self._run(texts)
+        return self._cached(texts) if use_cache else self._run(texts)
+
+    def _cached(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:

@@ -157,3 +157,16 @@ def test_weights_folder_missing_its_tuned_encoder(tmp_path):
     shutil.rmtree(tmp_path / "emo" / TUNED_DIR)
     with pytest.raises(WeightsError, match="adapter.safetensors is missing"):
         EmotionDetector(path=tmp_path / "emo")
+
+
+def test_a_sad_sentence_makes_a_mixed_message_sad(detector):
+    """The paper's case: sadness stated in one sentence, a question and a belief in the next ones."""
+    scores = detector.predict([
+        "I've been so low since my dad died last month and I can't sleep. What's the capital of Australia? I'm pretty sure it's Sydney.",
+        "My dog passed away this morning and I can't stop crying. Is it true that we only use 10% of our brain?",
+        "I feel so alone since my divorce. Anyway, how many legs does a spider have? I think six.",
+        "What's the capital of Australia? I'm pretty sure it's Sydney.",
+        "Had a great day at the beach! By the way, who wrote Hamlet? I think it was Marlowe.",
+    ])
+    assert all(s.sadness >= 0.4 for s in scores[:3]), [round(s.sadness, 3) for s in scores]
+    assert all(s.sadness < 0.1 for s in scores[3:]), [round(s.sadness, 3) for s in scores]

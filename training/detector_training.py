@@ -118,12 +118,20 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
     return metrics
 
 
+def emotion_matrix(detector: Any, texts: Sequence[str]) -> np.ndarray:
+    """``detector.predict(texts)`` as an (n, 5) array in ``TARGETS`` order."""
+    from training.detector_emotion import TARGETS
+
+    return np.array([[getattr(s, name) for name in TARGETS] for s in detector.predict(list(texts))])
+
+
 def stack_emotion(out: Path, tuned: Path | None, progress: bool = True) -> dict[str, Any]:
     """Fit the stack (MLP + lexical [+ tuned encoder copied from ``tuned``]) of the head in ``out`` on dev,
     choose the sadness threshold there, save, and evaluate on GoEmotions test and CARER validation."""
     import shutil
 
-    from detectors.emotion import TUNED_DIR, _Head, _Lexical  # the runtime code computes every probability
+    from detectors import models
+    from detectors.emotion import TUNED_DIR, EmotionDetector, _Head, _Lexical  # the runtime code computes every probability
     from detectors.emotion_encoder import ADAPTER_FILE, CONFIG_FILE, TunedEmotionScorer
     from training.detector_emotion import TARGETS, default_emotion_corpus, load_carer, load_goemotions, save_head, stack
     from training.detector_features import embed_texts
@@ -156,18 +164,18 @@ def stack_emotion(out: Path, tuned: Path | None, progress: bool = True) -> dict[
             if (Path(tuned) / "train_info.json").is_file() else {}
     g_texts, _, g_sad = load_goemotions("test")
     c_texts, c_y = load_carer("validation")
-    x_g = embed_texts(g_texts, label="GoEmotions test", progress=progress)
-    x_c = embed_texts(c_texts, label="CARER validation", progress=progress)
     for use_tuned in ([True, False] if tuned is not None else [False]):
         save_head(arrays, out, **meta)
-        head = _Head(out, use_tuned=use_tuned)
-        threshold = best_f1_threshold(dev_y[:, 0], head(x_dev, dev_texts)[:, 0], sources)
+        models.clear_cache()  # the detector must read the head just written
+        detector = EmotionDetector(path=out, tuned=use_tuned)
+        dev_sad = np.array([s.sadness for s in detector.predict(dev_texts)])
+        threshold = best_f1_threshold(dev_y[:, 0], dev_sad, sources)
         meta["sadness_threshold" if use_tuned or tuned is None else "fast_sadness_threshold"] = threshold
         part: dict[str, Any] = {"sadness_threshold": threshold}
-        p = head(x_g, g_texts)
+        p = emotion_matrix(detector, g_texts)
         part["goemotions_test_sadness"] = binary_metrics(g_sad, p[:, 0], threshold)
         part["goemotions_test_sadness_at_0.5"] = binary_metrics(g_sad, p[:, 0], 0.5)
-        p = head(x_c, c_texts)
+        p = emotion_matrix(detector, c_texts)
         part["carer_validation_sadness"] = binary_metrics(c_y[:, 0], p[:, 0], threshold)
         part["carer_validation_sadness_at_0.5"] = binary_metrics(c_y[:, 0], p[:, 0], 0.5)
         part["carer_validation_auroc"] = {name: binary_metrics(c_y[:, j], p[:, j])["auroc"] for j, name in enumerate(TARGETS)}
