@@ -49,11 +49,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def clear_encoder_cache() -> None:
     try:
+        from detectors.emotion import EmotionDetector
         from detectors.encoder import get_encoder
 
-        cache = getattr(get_encoder(), "_cache", None)
-        if cache is not None:
-            cache.clear()
+        for owner in (get_encoder(), EmotionDetector().head.tuned()):
+            cache = getattr(owner, "_cache", None)
+            if cache is not None:
+                cache.clear()
     except ImportError:
         pass
 

@@ -25,7 +25,7 @@ import numpy as np
 from detectors import models
 from detectors.emotion_encoder import ADAPTER_FILE, TunedEmotionScorer
 from detectors.encoder import get_encoder
-from detectors.text import sentence_spans, validate_text
+from detectors.text import validate_text
 from detectors.types import EmotionScores
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -34,8 +34,6 @@ CRISIS_FILE = WEIGHTS_DIR / "crisis.json"
 TUNED_DIR = "tuned"  # the LoRA emotion encoder inside a weights folder (detectors.emotion_encoder)
 HISTORY_TURNS = 3
 HISTORY_WEIGHT = 0.6  # how much an earlier sad turn carries into the current one
-SENTENCE_WEIGHT = 0.6  # how much one sad sentence carries into its whole message
-MAX_SENTENCES = 8  # sentences scored on their own per message (the first ones)
 _PARALLEL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emotion-tuned")
 
 
@@ -71,8 +69,10 @@ class _Head:
         self.a, self.b = arrays["platt_a"], arrays["platt_b"]
         self.c = arrays["lex_weight"] if "lex_weight" in arrays else None
         self.d = None
+        self.sentence_stack: tuple[np.ndarray, ...] | None = None  # lexical + tuned encoder, for single sentences
         if use_tuned and "tuned_weight" in arrays:
             self.a, self.b, self.c, self.d = (arrays[k] for k in ("full_a", "full_b", "full_lex", "tuned_weight"))
+            self.sentence_stack = tuple(arrays[k] for k in ("sentence_lex", "sentence_b", "sentence_tuned"))
         elif "tuned_weight" in arrays:
             self.sadness_threshold = float(self.config.get("fast_sadness_threshold", 0.5))
         self.tuned_folder = folder / TUNED_DIR if self.d is not None else None
@@ -98,6 +98,13 @@ class _Head:
             return scorer
 
         return models.cached_object(("emotion-tuned", str(folder.resolve()), str(backend)), build)
+
+    def sentence_probabilities(self, texts: Sequence[str], tuned_logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of single sentences from the lexical model and the tuned encoder only
+        (no shared-encoder pass: a message's sentences cost only the tuned pass)."""
+        assert self.sentence_stack is not None and self.lexical is not None
+        lex_w, b, tuned_w = self.sentence_stack
+        return _sigmoid(lex_w * self.lexical.logits(texts) + tuned_w * tuned_logits + b)
 
     def __call__(self, x: np.ndarray, texts: Sequence[str] | None = None, backend: str | None = None,
                  tuned_logits: np.ndarray | None = None) -> np.ndarray:
@@ -238,13 +245,20 @@ class EmotionDetector:
         if not clean:
             return []
         encoder = get_encoder(self.encoder_name, self.backend)
-        parts = [_sentences(t) for t in clean]
-        flat = clean + [t for turns in past for t in turns] + [t for pieces in parts for t in pieces]
+        flat = clean + [t for turns in past for t in turns]
         tuned = self.head.tuned(self.backend)
         # the tuned encoder's pass runs beside the shared encoder's (ONNX Runtime releases the GIL)
-        pending = _PARALLEL.submit(tuned.logits, flat) if tuned is not None else None
+        pending = _PARALLEL.submit(tuned.score, flat) if tuned is not None else None
         encoded = encoder.encode(flat)
-        probs = self._probabilities(encoded.vectors, flat, pending.result() if pending is not None else None)
+        tuned_scores = pending.result() if pending is not None else None
+        probs = self._probabilities(encoded.vectors, flat,
+                                    None if tuned_scores is None else np.stack([s.whole for s in tuned_scores]))
+        # each sentence of a message, pooled from the same pass, scored by the tuned encoder + lexical model
+        by_sentence: list[np.ndarray | None] = [None] * len(clean)
+        if tuned_scores is not None and self.head.sentence_stack is not None:
+            for i, scored in enumerate(tuned_scores[: len(clean)]):
+                if len(scored.sentences):
+                    by_sentence[i] = self.head.sentence_probabilities(scored.sentence_texts, scored.sentences)
         crisis = self.crisis.score(flat, encoded.vectors)
         empty = np.array([not t.strip() for t in flat])
         for name in probs:
@@ -252,8 +266,6 @@ class EmotionDetector:
         crisis = np.where(empty, 0.0, crisis)
 
         results, offset = [], len(clean)
-        sentence_rows = len(clean) + sum(len(turns) for turns in past)
-        starts = np.cumsum([0] + [len(pieces) for pieces in parts])
         for i in range(len(clean)):
             row = {name: float(values[i]) for name, values in probs.items()}
             crisis_score = float(crisis[i])
@@ -266,10 +278,12 @@ class EmotionDetector:
                     row[name] = max(row[name], HISTORY_WEIGHT * earlier)
                 crisis_score = max(crisis_score, 0.9 * float(crisis[idx].max()))
                 offset += n
-            if parts[i]:  # a sentence that reads sad (or afraid, angry) lifts the whole message
-                idx = slice(sentence_rows + starts[i], sentence_rows + starts[i + 1])
-                for name in ("sadness", "fear", "anger", "distress"):
-                    row[name] = max(row[name], SENTENCE_WEIGHT * float(probs[name][idx].max()))
+            sentences = by_sentence[i]
+            if sentences is not None:  # a sentence that reads sad (or afraid, angry) lifts its message
+                strongest = sentences.max(0)
+                for j, name in enumerate(self.head.targets):
+                    if name in ("sadness", "fear", "anger", "distress"):
+                        row[name] = max(row[name], float(strongest[j]))
             results.append(EmotionScores(
                 sadness=_unit(row["sadness"]), anger=_unit(row["anger"]), joy=_unit(row["joy"]),
                 fear=_unit(row["fear"]), distress=_unit(row["distress"]),
@@ -277,13 +291,6 @@ class EmotionDetector:
                 truncated=bool(encoded.truncated[i]),
             ))
         return results
-
-
-def _sentences(text: str) -> list[str]:
-    """The message's first sentences when it has several: "I've been so low since my dad died. What's the
-    capital of Australia?" scored whole reads as a question; its first sentence on its own reads sad."""
-    spans = sentence_spans(text)
-    return [text[a:b].strip() for a, b in spans[:MAX_SENTENCES]] if len(spans) > 1 else []
 
 
 def _unit(x: float) -> float:

@@ -14,17 +14,20 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from detectors import models
+from detectors.text import sentence_spans
 
 ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "adapter.json"
 KIND = "emotion-lora-encoder"
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 CACHE_SIZE = 2048
+MAX_SENTENCES = 8  # a message's first sentences are also scored on their own
 
 
 def new_net(n_outputs: int, rank: int = 16, *, trainable: bool = True) -> Any:
@@ -101,74 +104,120 @@ def load_merged(folder: Path) -> Any:
 def onnx_path(folder: Path) -> Path:
     digest = hashlib.sha1((folder / ADAPTER_FILE).read_bytes())
     digest.update(models.encoder_path(None).encode())
-    return models.guardrail_home() / "onnx" / f"emotion-encoder-{digest.hexdigest()[:12]}-int8.onnx"
+    return models.guardrail_home() / "onnx" / f"emotion-encoder-{digest.hexdigest()[:12]}-tokens-int8.onnx"
 
 
 def ensure_onnx(folder: Path) -> Path:
-    """Merge and export the tuned encoder to int8 ONNX once (cached under ``$GUARDRAIL_HOME/onnx``)."""
-    from detectors.encoder import _atomic_quantized_export
+    """Merge the adapter and export the tuned encoder (token states) to int8 ONNX once, cached under
+    ``$GUARDRAIL_HOME/onnx``; the output layer runs in numpy so sentences can be pooled separately."""
+    from detectors.encoder import export_onnx_int8
 
     target = onnx_path(folder)
     if not target.is_file():
         with models._lock:
             if not target.is_file():
                 net = load_merged(folder)
-                example = dict(net.tokenizer(["a short example", "and another one here"], padding=True, return_tensors="pt"))
-                example = {k: example[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-                _atomic_quantized_export(net, example, target, "logits")
+                export_onnx_int8(net.encoder, net.tokenizer, target, output="last_hidden_state")
     return target
 
 
+def length_batches(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
+    """Indices in batches of similar length: sorted by length, and a new batch wherever a text is over
+    twice as long as the batch's first, so short texts are not padded to a long one's length."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    batches: list[list[int]] = []
+    for i in order:
+        if not batches or len(batches[-1]) >= batch_size or len(texts[i]) > 2 * len(texts[batches[-1][0]]) + 40:
+            batches.append([])
+        batches[-1].append(int(i))
+    return [np.array(b) for b in batches]
+
+
+@dataclass(frozen=True)
+class TunedScores:
+    """Raw scores of one text: the whole text, and each of its first sentences when it has several."""
+
+    whole: np.ndarray  # (targets,)
+    sentences: np.ndarray  # (k, targets); k = 0 for a one-sentence text
+    sentence_texts: tuple[str, ...]
+
+
 class TunedEmotionScorer:
-    """``logits(texts) -> (n, len(targets))`` raw scores of the tuned encoder for the detector's targets."""
+    """The tuned encoder's raw scores (logits) for the detector's targets, per text and per sentence.
+
+    One encoder pass per text: the token states are mean-pooled over the whole text (as in training)
+    and, for a text of several sentences, over each sentence's tokens (with [CLS] and [SEP]), so a
+    message that says it is sad in one sentence and asks a question in the next is not averaged away.
+    """
 
     def __init__(self, folder: str | Path, backend: str | None = None) -> None:
-        from detectors.encoder import default_backend, get_encoder
+        from safetensors.numpy import load_file
+
+        from detectors.encoder import MAX_TOKENS, default_backend
 
         self.folder = Path(folder)
         self.config = read_config(self.folder)
         self.targets: list[str] = list(self.config["targets"])
+        weights = load_file(str(self.folder / ADAPTER_FILE))
+        n = len(self.targets)
+        self.w, self.bias = weights["out.weight"][:n].T.astype(np.float32), weights["out.bias"][:n].astype(np.float32)
+        self.max_tokens = MAX_TOKENS
+        self.tokenizer = models.load_tokenizer(models.encoder_path(None))
         self.backend = backend or default_backend()
-        self.encoder = get_encoder(None, self.backend)  # for its tokenizer and window (truncation is recorded there)
         self._session = models.load_onnx_session(ensure_onnx(self.folder)) if self.backend == "onnx" else None
-        self._torch = load_merged(self.folder) if self._session is None else None
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._torch = load_merged(self.folder).encoder if self._session is None else None
+        self._cache: OrderedDict[str, TunedScores] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _run(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        order = np.argsort([len(t) for t in texts])
-        out = np.zeros((len(texts), len(self.targets)), np.float32)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            feed, _ = self.encoder.tokenize([texts[i] for i in idx])
-            if self._session is not None:
-                logits = self._session.run(None, feed)[0]
-            else:
-                import torch
+    def _hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        if self._session is not None:
+            return self._session.run(None, feed)[0]
+        import torch
 
-                with torch.inference_mode():
-                    logits = self._torch(**{k: torch.from_numpy(v) for k, v in feed.items()}).numpy()
-            out[idx] = logits[:, : len(self.targets)]
-        return out
+        with torch.inference_mode():
+            return self._torch(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state.numpy()
 
-    def logits(self, texts: Sequence[str], use_cache: bool = True) -> np.ndarray:
+    def _run(self, texts: list[str], batch_size: int = 32) -> list[TunedScores]:
+        out: list[TunedScores | None] = [None] * len(texts)
+        for idx in length_batches(texts, batch_size):
+            batch = [texts[i] for i in idx]
+            enc = self.tokenizer(batch, truncation=True, max_length=self.max_tokens, padding=True,
+                                 return_offsets_mapping=True, return_tensors="np")
+            feed = {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+            hidden = self._hidden(feed)
+            for row, i in enumerate(idx):
+                out[i] = self._pool(texts[i], hidden[row], feed["attention_mask"][row].astype(bool), enc["offset_mapping"][row])
+        return out  # type: ignore[return-value]
+
+    def _pool(self, text: str, hidden: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> TunedScores:
+        whole = hidden[mask].mean(0) @ self.w + self.bias
+        spans = sentence_spans(text)[:MAX_SENTENCES] if len(sentence_spans(text)) > 1 else []
+        special = mask & (offsets[:, 1] == 0)
+        vectors, kept = [], []
+        for a, b in spans:
+            inside = mask & (offsets[:, 1] > 0) & (offsets[:, 0] >= a) & (offsets[:, 1] <= b)
+            if inside.any():  # a sentence past the encoder's window has no tokens
+                vectors.append(hidden[inside | special].mean(0))
+                kept.append(text[a:b].strip())
+        sentences = np.array(vectors) @ self.w + self.bias if vectors else np.zeros((0, len(self.targets)), np.float32)
+        return TunedScores(whole.astype(np.float32), sentences.astype(np.float32), tuple(kept))
+
+    def score(self, texts: Sequence[str], use_cache: bool = True) -> list[TunedScores]:
         texts = list(texts)
-        return self._cached(texts) if use_cache else self._run(texts)
-
-    def _cached(self, texts: list[str]) -> np.ndarray:
+        if not use_cache:
+            return self._run(texts)
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            fresh = self._run(missing)
-            with self._lock:
-                for text, row in zip(missing, fresh):
-                    self._cache[text] = row
-                while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
+        fresh = dict(zip(missing, self._run(missing))) if missing else {}
         with self._lock:
-            rows = [self._cache.get(t) for t in texts]
-        if any(r is None for r in rows):  # evicted meanwhile by another thread: compute those again
-            again = self._run([t for t, r in zip(texts, rows) if r is None])
-            it = iter(again)
-            rows = [r if r is not None else next(it) for r in rows]
-        return np.stack(rows) if rows else np.zeros((0, len(self.targets)), np.float32)
+            self._cache.update(fresh)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+            cached = {t: self._cache[t] for t in texts if t in self._cache}
+        return [fresh.get(t) or cached.get(t) or self._run([t])[0] for t in texts]  # (evicted meanwhile: again)
+
+    def logits(self, texts: Sequence[str], use_cache: bool = True) -> np.ndarray:
+        """Whole-text raw scores, (n, len(targets))."""
+        scores = self.score(texts, use_cache)
+        return np.stack([s.whole for s in scores]) if scores else np.zeros((0, len(self.targets)), np.float32)

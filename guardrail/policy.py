@@ -26,7 +26,7 @@ class Policy(BaseModel):
     # --- detection thresholds -------------------------------------------------------------
     risk_threshold: float = Field(0.5, ge=0, le=1, description="flag a false belief when its risk reaches this")
     sad_risk_threshold: float = Field(0.35, ge=0, le=1, description="the stricter threshold when the user is sad")
-    sadness_threshold: float = Field(0.4, ge=0, le=1, description="emotion.sadness at which the user counts as sad (below the detector's F1-optimal 0.47: a user wrongly read as sad only gets the stricter check)")
+    sadness_threshold: float = Field(0.4, ge=0, le=1, description="emotion.sadness at which the user counts as sad (the default emotion weights' F1-optimal threshold on dev)")
     distress_threshold: float = Field(0.5, ge=0, le=1, description="emotion.distress at which the user also counts as sad")
     crisis_threshold: Optional[float] = Field(None, ge=0, le=1, description="route to the crisis reply when crisis_score reaches this; None = the detector's own flag")
     hedge_weight: float = Field(0.5, ge=0, le=1, description="how much a hedging draft counts toward endorsement")

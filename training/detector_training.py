@@ -154,6 +154,7 @@ def stack_emotion(out: Path, tuned: Path | None, progress: bool = True) -> dict[
     arrays["platt_a"], arrays["platt_b"], (arrays["lex_weight"],) = stack(dev_y, mlp_dev, others[0])  # the fast stack
     if tuned is not None:
         arrays["full_a"], arrays["full_b"], (arrays["full_lex"], arrays["tuned_weight"]) = stack(dev_y, mlp_dev, *others)
+        arrays["sentence_lex"], arrays["sentence_b"], (arrays["sentence_tuned"],) = stack(dev_y, *others)
     # the dev set is 1,200 GoEmotions rows (4 % sad) then 1,200 CARER rows (29 % sad): weigh both alike
     sources = np.repeat([0, 1], [len(dev_texts) // 2, len(dev_texts) - len(dev_texts) // 2])
     meta: dict[str, Any] = {"datasets": ["goemotions/original train", "emotion_carer train"]}
