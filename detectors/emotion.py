@@ -200,7 +200,7 @@ class EmotionDetector:
         if path is not None and not folder.is_dir():
             raise WeightsError(f"emotion weights folder {folder} does not exist: pass the --out folder of train-detector.")
         self.path = folder
-        # tuned=False skips the tuned encoder's pass: about 1.7x the batched throughput, lower sadness F1
+        # tuned=False skips the tuned encoder's pass: about twice the batched throughput, lower sadness F1
         self.head: _Head = models.cached_object(("emotion-head", str(folder.resolve()), str(tuned)),
                                                 lambda: _Head(folder, use_tuned=tuned))
         # a user head may score only some emotions: the default head fills in the rest

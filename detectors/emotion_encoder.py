@@ -35,7 +35,6 @@ def new_net(n_outputs: int, rank: int = 16, *, trainable: bool = True) -> Any:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
-
     from transformers.utils import logging as hf_logging
 
     source = models.encoder_path(None)
@@ -192,7 +191,8 @@ class TunedEmotionScorer:
 
     def _pool(self, text: str, hidden: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> TunedScores:
         whole = hidden[mask].mean(0) @ self.w + self.bias
-        spans = sentence_spans(text)[:MAX_SENTENCES] if len(sentence_spans(text)) > 1 else []
+        spans = sentence_spans(text)
+        spans = spans[:MAX_SENTENCES] if len(spans) > 1 else []
         special = mask & (offsets[:, 1] == 0)
         vectors, kept = [], []
         for a, b in spans:

@@ -155,16 +155,16 @@ def train_lexical(texts: list[str], y: np.ndarray, *, max_features: int = 30000,
     return {"vocab": vocab, "idf": vectorizer.idf_.astype(np.float32), "coef": coef, "intercept": intercept}
 
 
-def stack(y: np.ndarray, mlp_logits: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Per target p = sigmoid(a * mlp_logit + sum_k w_k * other_k_logit + b), fitted on dev: the mix and the
-    calibration in one step. Returns a, b and one weight array per other scorer (lexical, tuned encoder)."""
+def stack(y: np.ndarray, first: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Per target p = sigmoid(a * first_logit + sum_k w_k * other_k_logit + b), fitted on dev: the mix and the
+    calibration in one step. Returns a, b and one weight array per other scorer (e.g. lexical, tuned encoder)."""
     from sklearn.linear_model import LogisticRegression
 
     n = y.shape[1]
     a, b = np.ones(n, np.float32), np.zeros(n, np.float32)
     weights = [np.zeros(n, np.float32) for _ in others]
     for j in range(n):
-        features = np.stack([mlp_logits[:, j]] + [o[:, j] for o in others], 1)
+        features = np.stack([first[:, j]] + [o[:, j] for o in others], 1)
         model = LogisticRegression(C=100.0).fit(features, y[:, j])
         a[j], b[j] = model.coef_[0, 0], model.intercept_[0]
         for k in range(len(others)):
