@@ -203,6 +203,12 @@ Per output, p = sigmoid(a * mlp_logit + c * lexical_logit + d * tuned_logit + b)
 by logistic regression on held-out dev data: the mix and the calibration in one step. `config.json` holds
 the targets and the sadness threshold (`sadness_threshold`) that maximises the mean of the dev F1 on the
 GoEmotions rows and on the CARER rows (the two sources weigh alike, whatever their share of positives).
+- Sentences: for a message of several sentences the tuned encoder's token states (one pass) are also
+  pooled over each of its first 8 sentences and scored by a second stack (lexical + tuned encoder,
+  `sentence_*` in `head.npz`, fitted on the same dev rows); a message's sadness, fear, anger and distress
+  are at least those of its saddest sentence. The thresholds and metrics below include this step.
+- A fast stack without the tuned encoder (`platt_a`, `platt_b`, `lex_weight`; `fast_sadness_threshold`)
+  serves `EmotionDetector(tuned=False)`; its metrics are under `fast_without_tuned_encoder`.
 
 ## Datasets (from `../shared/data`, not copied here)
 - GoEmotions (Demszky et al. 2020, CC BY 4.0), `goemotions/original/train.tsv`: every row labelled
@@ -217,7 +223,9 @@ GoEmotions rows and on the CARER rows (the two sources weigh alike, whatever the
 - Dev (early stopping, calibration, stacking, threshold): 1,200 GoEmotions dev rows + 1,200 CARER train rows
   used by none of the three scorers. GoEmotions test and CARER validation are never used in training.
 
-The subsampling keeps training within a CPU budget on a shared 2-core machine.
+The subsampling of the MLP head keeps training within a CPU budget on a shared 2-core machine. The tuned
+encoder takes about 25 minutes on 2 cores (checkpointed every 200 steps; a stopped run resumes);
+`--tuned DIR` stacks one trained earlier with `python -m training.emotion_encoder DIR`.
 
 ## Retrain
 
