@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from tests.conftest import require_shared
 from training.emotion_encoder import bucketed_batches, multitask_corpus, train_emotion_encoder
@@ -43,6 +44,8 @@ def test_tiny_run_resumes_and_loads(tmp_path):
     assert first["steps"] == 1 and (out / "checkpoint.pt").is_file()  # stopped after one step, state kept
     second = train_emotion_encoder(out, limit=96, batch_size=16, epochs=1, progress=False)
     assert second["steps"] == second["planned_steps"] == 6
+    with pytest.raises(ValueError, match="same settings"):
+        train_emotion_encoder(out, limit=96, batch_size=8, epochs=1, progress=False)
     config = json.loads((out / "adapter.json").read_text())
     assert config["targets"][0] == "sadness" and len(config["outputs"]) == 39
     logits = TunedEmotionScorer(out, backend="torch").logits(["I miss her so much.", "Great game!"])
