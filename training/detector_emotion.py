@@ -36,33 +36,49 @@ def goemotions_labels() -> list[str]:
     return shared_file("goemotions/original/labels.txt").read_text().split()
 
 
-def load_goemotions(split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Texts, target matrix (n, 5) and the raw 'sadness' (id 25) label of a GoEmotions split."""
-    names = goemotions_labels()
-    texts, rows, sad = [], [], []
+def read_goemotions(split: str) -> tuple[list[str], list[list[int]]]:
+    """Texts and label ids (into ``goemotions_labels()``) of a GoEmotions split, as in the file."""
+    texts, ids = [], []
     with shared_file(f"goemotions/original/{split}.tsv").open(encoding="utf-8") as handle:
         for line in handle:
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 2:
                 continue
-            labels = {names[int(i)] for i in parts[1].split(",") if i}
             texts.append(parts[0])
-            rows.append([float(bool(labels & GOEMOTIONS_TARGETS[t])) for t in TARGETS])
-            sad.append(float("sadness" in labels))
+            ids.append([int(i) for i in parts[1].split(",") if i])
+    return texts, ids
+
+
+def load_goemotions(split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts, target matrix (n, 5) and the raw 'sadness' (id 25) label of a GoEmotions split."""
+    names = goemotions_labels()
+    texts, ids = read_goemotions(split)
+    rows, sad = [], []
+    for row_ids in ids:
+        labels = {names[i] for i in row_ids}
+        rows.append([float(bool(labels & GOEMOTIONS_TARGETS[t])) for t in TARGETS])
+        sad.append(float("sadness" in labels))
     return texts, np.array(rows, dtype=np.float32), np.array(sad, dtype=np.float32)
 
 
-def load_carer(split: str) -> tuple[list[str], np.ndarray]:
-    """Texts and target matrix (n, 5) of a CARER split ('train' or 'validation')."""
-    texts, rows = [], []
+def read_carer(split: str) -> tuple[list[str], list[int]]:
+    """Texts and label ids (0 sadness .. 5 surprise) of a CARER split ('train' or 'validation')."""
+    texts, labels = [], []
     with shared_file(f"emotion_carer/{split}.jsonl").open(encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
                 continue
             row = json.loads(line)
             texts.append(row["text"])
-            rows.append([float(int(row["label"]) in CARER_TARGETS[t]) for t in TARGETS])
-    return texts, np.array(rows, dtype=np.float32)
+            labels.append(int(row["label"]))
+    return texts, labels
+
+
+def load_carer(split: str) -> tuple[list[str], np.ndarray]:
+    """Texts and target matrix (n, 5) of a CARER split ('train' or 'validation')."""
+    texts, labels = read_carer(split)
+    rows = [[float(label in CARER_TARGETS[t]) for t in TARGETS] for label in labels]
+    return texts, np.array(rows, dtype=np.float32).reshape(len(texts), len(TARGETS))
 
 
 def default_emotion_corpus(seed: int = 0, goemotions_limit: int = 7000, carer_limit: int = 7000,

@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from training.detector_emotion import TARGETS, default_emotion_corpus, goemotions_labels, load_carer, load_goemotions
+from training.detector_emotion import (TARGETS, default_emotion_corpus, goemotions_labels, load_carer, load_goemotions,
+                                      read_carer, read_goemotions)
 
 CHECKPOINT_EVERY = 200
 MAX_TOKENS = 64
@@ -30,56 +31,33 @@ CARER_NAMES = ("sadness", "joy", "love", "anger", "fear", "surprise")
 
 
 def multitask_corpus(seed: int = 0) -> dict[str, Any]:
-    """Texts, labels (n, 5 + 28 + 6) and a loss mask for train, and dev texts with the 5 targets.
-
-    Train: all GoEmotions train rows and the CARER train rows not in the emotion head's dev set. Dev: all
-    GoEmotions dev rows and those CARER rows. GoEmotions test and CARER validation are never read here."""
+    """Training texts, labels (n, 5 + 28 + 6), a loss mask (which labels each row's source has), and the
+    output names. Rows: all GoEmotions train rows and the CARER train rows outside the emotion head's dev
+    set, so all three scorers can be stacked on that dev set. GoEmotions test and CARER validation are
+    never read here."""
     names = goemotions_labels()
     n_go, n_ca = len(names), len(CARER_NAMES)
-    width = len(TARGETS) + n_go + n_ca
-
-    def goemotions_raw(split: str) -> np.ndarray:
-        from detectors.data import shared_file
-
-        rows = []
-        with shared_file(f"goemotions/original/{split}.tsv").open(encoding="utf-8") as handle:
-            for line in handle:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) < 2:
-                    continue
-                row = np.zeros(n_go, np.float32)
-                row[[int(i) for i in parts[1].split(",") if i]] = 1.0
-                rows.append(row)
-        return np.array(rows)
-
-    g_texts, g_y, _ = load_goemotions("train")
-    g_raw = goemotions_raw("train")
-    c_texts, c_y = load_carer("train")
-    c_raw = np.zeros((len(c_texts), n_ca), np.float32)
-    from detectors.data import shared_file
-
-    with shared_file("emotion_carer/train.jsonl").open(encoding="utf-8") as handle:
-        labels = [int(json.loads(line)["label"]) for line in handle if line.strip()]
-    c_raw[np.arange(len(labels)), labels] = 1.0
-    # the CARER dev rows are the emotion head's dev rows, so all three scorers can be stacked on them
+    g_texts, g_ids = read_goemotions("train")
+    _, g_y, _ = load_goemotions("train")
+    c_texts, c_labels = read_carer("train")
+    _, c_y = load_carer("train")
     held_out = set(default_emotion_corpus(seed)["dev"][0])
-    c_dev = np.array([i for i, t in enumerate(c_texts) if t in held_out])
     c_train = np.array([i for i, t in enumerate(c_texts) if t not in held_out])
 
-    y = np.zeros((len(g_texts) + len(c_train), width), np.float32)
+    first_go, first_ca = len(TARGETS), len(TARGETS) + n_go
+    y = np.zeros((len(g_texts) + len(c_train), first_ca + n_ca), np.float32)
     mask = np.zeros_like(y)
     y[: len(g_texts), : len(TARGETS)] = g_y
-    y[: len(g_texts), len(TARGETS) : len(TARGETS) + n_go] = g_raw
-    mask[: len(g_texts), : len(TARGETS) + n_go] = 1.0
-    y[len(g_texts) :, : len(TARGETS)] = c_y[c_train]
-    y[len(g_texts) :, len(TARGETS) + n_go :] = c_raw[c_train]
-    mask[len(g_texts) :, : len(TARGETS)] = 1.0
-    mask[len(g_texts) :, len(TARGETS) + n_go :] = 1.0
-    d_texts, d_y, _ = load_goemotions("dev")
+    for row, ids in enumerate(g_ids):
+        y[row, [first_go + i for i in ids]] = 1.0
+    mask[: len(g_texts), :first_ca] = 1.0
+    carer = slice(len(g_texts), None)
+    y[carer, : len(TARGETS)] = c_y[c_train]
+    y[np.arange(len(g_texts), len(y)), [first_ca + c_labels[i] for i in c_train]] = 1.0
+    mask[carer, : len(TARGETS)] = 1.0
+    mask[carer, first_ca:] = 1.0
     return {
         "train": (g_texts + [c_texts[i] for i in c_train], y, mask),
-        "dev": (d_texts + [c_texts[i] for i in c_dev], np.concatenate([d_y, c_y[c_dev]])),
-        "dev_sources": np.array([0] * len(d_texts) + [1] * len(c_dev)),
         "outputs": list(TARGETS) + [f"goemotions:{n}" for n in names] + [f"carer:{n}" for n in CARER_NAMES],
     }
 
