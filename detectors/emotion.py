@@ -217,6 +217,11 @@ class EmotionDetector:
             if head is not None:
                 head.tuned(backend)
 
+    @property
+    def sadness_threshold(self) -> float:
+        """The sadness probability at which a user counts as sad, calibrated with these weights (metrics.json)."""
+        return self.head.sadness_threshold
+
     def _probabilities(self, vectors: np.ndarray, texts: Sequence[str], tuned_logits: np.ndarray | None = None) -> dict[str, np.ndarray]:
         probs = self.head(vectors, texts, self.backend, tuned_logits) if len(vectors) else np.zeros((0, len(self.head.targets)))
         out = {name: probs[:, j] for j, name in enumerate(self.head.targets)}

@@ -26,10 +26,6 @@ class EmotionScores(BaseModel):
     crisis_score: float = Field(ge=0, le=1)
     truncated: bool = Field(False, description="the text was longer than the encoder's window")
 
-    @property
-    def is_sad(self) -> bool:
-        return self.sadness >= 0.5
-
 
 class Belief(BaseModel):
     """One claim the user states as true, as a short declarative sentence with where it came from."""

@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Action = Literal["pass", "annotate", "revise", "block"]
+from guardrail.verdict import Action
 
 
 class PolicyError(ValueError):
@@ -26,14 +26,42 @@ class Policy(BaseModel):
     # --- detection thresholds -------------------------------------------------------------
     risk_threshold: float = Field(0.5, ge=0, le=1, description="flag a false belief when its risk reaches this")
     sad_risk_threshold: float = Field(0.35, ge=0, le=1, description="the stricter threshold when the user is sad")
-    sadness_threshold: float = Field(0.4, ge=0, le=1, description="emotion.sadness at which the user counts as sad (the default emotion weights' F1-optimal threshold on dev)")
+    sadness_threshold: Optional[float] = Field(
+        None, ge=0, le=1, description="emotion.sadness at which the user counts as sad; None = the threshold "
+        "calibrated with the emotion weights (stored beside them)")
     distress_threshold: float = Field(0.5, ge=0, le=1, description="emotion.distress at which the user also counts as sad")
     crisis_threshold: Optional[float] = Field(None, ge=0, le=1, description="route to the crisis reply when crisis_score reaches this; None = the detector's own flag")
     hedge_weight: float = Field(0.5, ge=0, le=1, description="how much a hedging draft counts toward endorsement")
     index_min_similarity: float = Field(0.7, ge=0, le=1, description="misconception-index match: minimum cosine similarity")
-    index_margin: float = Field(0.03, ge=0, le=1, description="index match must be this much closer to one side (false claim vs truth)")
-    confirm_with_truth_statement: bool = Field(
-        False, description="also score the draft against the index entry's true statement (one more stance pass per belief)")
+    index_margin: float = Field(0.03, ge=0, le=1, description="an index match closer than this to both sides (false "
+                                "claim vs truth) is too close to call by embeddings: the side is unknown")
+    index_side_margin: float = Field(0.05, ge=0, le=1, description="below this margin the index source also reads "
+                                     "the words only one side has, then the stance model, before trusting the embeddings")
+    side_stance_min: float = Field(0.6, ge=0, le=1, description="close index calls: stance probability at which the "
+                                   "entry's true statement confirms or refutes the claim")
+    reference_context_min: float = Field(0.5, ge=0, le=1, description="stance probability at which a reference "
+                                         "passage confirms or refutes a claim")
+    reference_answer_max_words: int = Field(12, ge=1, le=200, description="a reference string of at most this many "
+                                            "words is a short answer; a longer one is a passage of context")
+    reference_match_confidence: float = Field(0.9, ge=0, le=1, description="truth confidence when a claim names a "
+                                              "reference answer (a correct or a known wrong one)")
+    reference_other_confidence: float = Field(0.7, ge=0, le=1, description="truth confidence when a claim names "
+                                              "an answer other than the reference's correct one")
+    reask_min_endorsement: float = Field(0.3, ge=0, le=1, description="run the re-ask probe only for claims the "
+                                         "draft goes along with at least this much (it costs a model call)")
+    reask_confidence: float = Field(0.6, ge=0, le=1, description="how far a re-asked answer is trusted as a truth source")
+    reask_corrects_min: float = Field(0.5, ge=0, le=1, description="stance probability at which the neutral "
+                                      "answer confirms or refutes the claim")
+    false_risk_base: float = Field(0.4, ge=0, le=1, description="risk of an endorsed false belief = endorsement x "
+                                   "min(1, false_risk_base + truth confidence)")
+    unknown_risk_factor: float = Field(0.6, ge=0, le=1, description="risk of an endorsed belief of unknown truth = "
+                                       "endorsement x this")
+    states_truth_factor: float = Field(0.25, ge=0, le=1, description="endorsement is multiplied by this when the "
+                                       "draft states what the truth source says (it corrects)")
+    repeats_claim_floor: float = Field(0.6, ge=0, le=1, description="endorsement is raised to at least this when the "
+                                       "draft repeats the false answer and never states the true one")
+    revision_max_endorsement: float = Field(0.3, ge=0, le=1, description="a model-written revision is used only if "
+                                            "it goes along with the claim less than this")
     max_beliefs: int = Field(8, ge=1, le=100, description="check at most this many beliefs per message (flag beliefs_truncated)")
     capitulation_threshold: float = Field(0.5, ge=0, le=1, description="stance probability that the draft contradicts its earlier answer")
     # --- actions --------------------------------------------------------------------------
@@ -44,6 +72,9 @@ class Policy(BaseModel):
     annotate_unknown_when_not_sad: bool = Field(False, description="also annotate unknown-truth endorsements from users who are not sad")
     # --- latency budget and fail policy ----------------------------------------------------
     timeout_ms: float = Field(5000.0, gt=0, description="budget for one check (model loading excluded)")
+    on_oversize: Literal["window", "unsupported"] = Field(
+        "window", description="a user message or draft over 200,000 characters: check its window (the end of the "
+        "message, the start of the draft) and flag 'oversize', or answer status unsupported_input (fail policy)")
     fail_closed: bool = Field(False, description="on error/timeout block instead of letting the draft out flagged")
     use_reask: bool = Field(True, description="run the re-ask probe when a model is configured and other sources are silent")
     reask_max_new_tokens: int = Field(48, ge=4, le=512)
@@ -59,7 +90,6 @@ class Policy(BaseModel):
     fail_closed_message: str = Field(
         "I'm sorry, I couldn't check my answer properly just now. Please try again in a moment.",
     )
-    log_text: bool = Field(False, description="write claims and reply text to logs (default: digests only)")
 
     @field_validator("on_unknown_endorsement")
     @classmethod
@@ -77,7 +107,7 @@ class Policy(BaseModel):
             )
         return self
 
-    def threshold(self, sad: bool) -> float:
+    def risk_threshold_for(self, sad: bool) -> float:
         return self.sad_risk_threshold if sad else self.risk_threshold
 
     @classmethod

@@ -1,122 +1,150 @@
-"""Truth sources, tried in order and named in the verdict: a caller's reference, the embedded
-misconception index, the re-ask probe, else ``unknown`` (which may annotate but never blocks).
+"""Truth sources: one small protocol, tried in the order the user lists them.
 
-The index matches a stated claim to its entries by sentence-embedding similarity with the shared
-encoder (``detectors.models.load_encoder``); each entry has a false ``claim`` and a parallel true
-statement (``truth``), so a user who states the truth is matched to the truth side and is not flagged.
+A source gets the beliefs still undecided and returns, for each, a ``TruthResult`` with its evidence or
+``None`` (it has nothing to say). Built in: the caller's ``reference``, the embedded
+``misconception_index`` and the ``reask`` probe; any object with a ``name`` and a ``judge`` method is a
+source too. Each source owns its matching and its side resolution. Nothing here decides an action: that
+is ``guardrail.decide``.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import re
-import threading
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
-from pydantic import BaseModel, Field, ValidationError
+from detectors.types import StanceScores
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-DEFAULT_INDEX_FILE = DATA_DIR / "misconceptions.jsonl"
+from guardrail import deadline, respond
+from guardrail.misconceptions import IndexMatch, MisconceptionIndex
+from guardrail.model import Messages, ModelClient
+from guardrail.policy import Policy
+from guardrail.reference import Reference, affirmative, contains_answer, negation_parity, norm_answer
 
-_NEGATION = re.compile(r"\b(not|no|never|none|nobody|nothing|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
-_PUNCT = re.compile(r"[^\w\s]")
-_ARTICLES = re.compile(r"\b(the|a|an)\b")
-
-
-_CONTRAST = re.compile(r"[,;]\s*(?:and\s+|but\s+)?not\s+[^,.;]+|\brather than\s+[^,.;]+|\binstead of\s+[^,.;]+", re.IGNORECASE)
+TRUTH_VALUES = ("true", "false", "unknown")
 
 
-def negation_parity(text: str) -> int:
-    """1 when the sentence carries an odd number of negation cues (so its meaning is flipped).
-    A contrast tail ("X, not Y", "rather than Y") does not flip the main clause and is ignored."""
-    return len(_NEGATION.findall(_CONTRAST.sub("", text))) % 2
-
-
-def norm_answer(text: str) -> str:
-    """Lower-case, punctuation and articles removed, spaces collapsed: for answer matching."""
-    text = _PUNCT.sub(" ", text.lower())
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def contains_answer(text: str, answer: str) -> bool:
-    """Whole-word containment of a normalised answer in a normalised text."""
-    a = norm_answer(answer)
-    if not a:
-        return False
-    return f" {a} " in f" {norm_answer(text)} "
-
-
-@dataclass
+@dataclass(frozen=True)
 class TruthResult:
-    """The decision of one truth source about one claim."""
+    """One source's decision about one claim, with the evidence it rests on.
+
+    ``correction``: what to tell the user instead (for a false claim); ``statement``: the true statement
+    or answer text the source relied on; ``answers``: known correct short answers; ``entry_id``: the
+    misconception-index entry, when that source decided."""
 
     truth: str  # "true" | "false" | "unknown"
-    source: str  # "reference" | "misconception_index" | "reask" | "none"
+    source: str
     confidence: float = 0.0
     correction: Optional[str] = None
+    statement: Optional[str] = None
+    answers: tuple[str, ...] = ()
     entry_id: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.truth not in TRUTH_VALUES:
+            raise ValueError(f"truth must be one of {TRUTH_VALUES}, got {self.truth!r}.")
 
 
 UNKNOWN = TruthResult("unknown", "none", 0.0)
 
 
+@dataclass(eq=False)
+class TruthQuery:
+    """A belief to judge: the claim as the user holds it, the question it answers, the caller's reference
+    for this check only, and how strongly the draft goes along with it (sources that cost a model call
+    skip claims the draft does not take up)."""
+
+    claim: str
+    polarity: str = "affirms"
+    question: Optional[str] = None
+    reference: Optional[Reference] = None
+    endorsement: float = 0.0
+
+
+@dataclass
+class TruthContext:
+    """What a source may use: the stance detector, the policy, and the check's deadline."""
+
+    stance: Any
+    policy: Policy
+    deadline: float = field(default_factory=lambda: time.monotonic() + 3600.0)  # time.monotonic() seconds
+
+    def seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@runtime_checkable
+class TruthSource(Protocol):
+    name: str
+
+    def judge(self, queries: Sequence[TruthQuery], ctx: TruthContext) -> list[Optional[TruthResult]]:
+        """One result (or None: no opinion) per query, in order."""
+        ...
+
+
+class SourceError(RuntimeError):
+    """A truth source broke its contract (wrong number or type of results)."""
+
+
+def resolve(queries: Sequence[TruthQuery], sources: Sequence[TruthSource], ctx: TruthContext) -> list[TruthResult]:
+    """Ask the sources in order; a claim is settled by the first source that says true or false."""
+    results: list[TruthResult] = [UNKNOWN] * len(queries)
+    pending = list(range(len(queries)))
+    for source in sources:
+        if not pending:
+            break
+        deadline.check(ctx.deadline, f"truth source {source.name!r}")
+        got = source.judge([queries[i] for i in pending], ctx)
+        if not isinstance(got, list) or len(got) != len(pending):
+            n = len(got) if isinstance(got, list) else type(got).__name__
+            raise SourceError(f"truth source {source.name!r} returned {n} results for {len(pending)} claims.")
+        still = []
+        for i, r in zip(pending, got):
+            if r is not None and not isinstance(r, TruthResult):
+                raise SourceError(f"truth source {source.name!r} returned a {type(r).__name__}, not a TruthResult or None.")
+            if r is None or r.truth == "unknown":
+                still.append(i)
+            else:
+                results[i] = r
+        pending = still
+    return results
+
+
 # --------------------------------------------------------------------------------------- reference
-class Reference(BaseModel):
-    """What the caller knows: correct answers, known wrong answers, or a passage of context."""
+class ReferenceSource:
+    """The caller's reference: short answers are matched in the claim's words; a passage is read
+    against the claim by the stance model."""
 
-    correct: list[str] = Field(default_factory=list)
-    incorrect: list[str] = Field(default_factory=list)
-    context: Optional[str] = None
+    name = "reference"
 
-    @classmethod
-    def coerce(cls, value: Any) -> Optional["Reference"]:
-        """Accept a short answer string, a passage, a list of correct answers, a dict or a Reference."""
-        if value is None or isinstance(value, Reference):
-            return value
-        if isinstance(value, str):
-            if not value.strip():
-                return None
-            return cls(correct=[value]) if len(value.split()) <= 12 else cls(context=value)
-        if isinstance(value, (list, tuple)):
-            items = [v for v in value if isinstance(v, str) and v.strip()]
-            if len(items) != len(value):
-                raise TypeError("reference list must hold only non-empty strings (the correct answers).")
-            return cls(correct=items) if items else None
-        if isinstance(value, dict):
-            try:
-                return cls(**value)
-            except ValidationError as exc:
-                raise TypeError(f"reference dict is invalid ({exc.errors()[0]['msg']}): use keys correct, incorrect, context.") from None
-        raise TypeError(
-            f"reference must be a str, a list of str, a dict or a Reference, got {type(value).__name__}."
-        )
-
-    def correction(self) -> Optional[str]:
-        if self.correct:
-            return f"The correct answer is {self.correct[0].strip().rstrip('.')}."
-        if self.context:
-            first = re.split(r"(?<=[.!?])\s+", self.context.strip())[0]
-            return first[:300]
-        return None
+    def judge(self, queries: Sequence[TruthQuery], ctx: TruthContext) -> list[Optional[TruthResult]]:
+        p = ctx.policy
+        out: list[Optional[TruthResult]] = [None] * len(queries)
+        passages = []
+        for i, q in enumerate(queries):
+            ref = q.reference
+            if ref is None:
+                continue
+            if ref.correct or ref.incorrect:
+                out[i] = judge_by_answers(q.claim, q.polarity, ref, p)
+            if (out[i] is None or out[i].truth == "unknown") and ref.context:
+                passages.append(i)
+        if passages:
+            scores = ctx.stance.predict([(queries[i].claim, queries[i].reference.context) for i in passages])
+            for i, s in zip(passages, scores):
+                if s.label in ("endorses", "corrects") and max(s.endorses, s.corrects) >= p.reference_context_min:
+                    truth = "true" if s.label == "endorses" else "false"
+                    context = queries[i].reference.context
+                    out[i] = TruthResult(truth, self.name, float(max(s.endorses, s.corrects)),
+                                         correction=respond.first_sentences(context, 2), statement=context)
+        return out
 
 
-def affirmative(claim: str) -> str:
-    """The claim with its first negation removed ("X is not Y" -> "X is Y"), for matching."""
-    out = re.sub(r"\b(do|does|did|is|are|was|were|can|could|will|would|should|has|have)n't\b", r"\1", claim, count=1, flags=re.I)
-    if out == claim:
-        out = re.sub(r"\s+\b(not|never)\b", "", claim, count=1, flags=re.I)
-    return out
-
-
-def judge_by_reference(claim: str, polarity: str, reference: Reference) -> TruthResult:
-    """Short answers: does the claim give a correct answer, a known wrong one, or some other answer?"""
+def judge_by_answers(claim: str, polarity: str, reference: Reference, policy: Policy) -> Optional[TruthResult]:
+    """Does the claim give a correct answer, a known wrong one, or some other answer?"""
     if not reference.correct and not reference.incorrect:
-        return UNKNOWN
+        return None
     bare = norm_answer(claim)
     for answer in reference.correct + reference.incorrect:  # an answer may itself say "no" ("it has no name")
         a = norm_answer(answer)
@@ -126,349 +154,138 @@ def judge_by_reference(claim: str, polarity: str, reference: Reference) -> Truth
     text = affirmative(claim) if denies else claim
     has_correct = any(contains_answer(text, c) for c in reference.correct)
     has_incorrect = any(contains_answer(text, c) for c in reference.incorrect)
-    if has_correct and not has_incorrect:
-        truth, conf = "true", 0.9
-    elif has_incorrect and not has_correct:
-        truth, conf = "false", 0.9
+    if has_correct != has_incorrect:
+        truth, conf = ("true" if has_correct else "false"), policy.reference_match_confidence
     elif reference.correct and not has_correct and not has_incorrect:
-        truth, conf = "false", 0.7  # the user gives an answer other than the known one
+        truth, conf = "false", policy.reference_other_confidence  # an answer other than the known one
     else:
-        return UNKNOWN
+        return None
     if denies:
         truth = "false" if truth == "true" else "true"
-    return TruthResult(truth, "reference", conf, reference.correction())
+    return TruthResult(truth, "reference", conf, correction=reference.correction(),
+                       statement=" ".join(reference.correct) or None, answers=tuple(reference.correct))
 
 
 # --------------------------------------------------------------------------------------- the index
-class MisconceptionEntry(BaseModel):
-    """A false claim people often hold, with a parallel true statement and a short explanation."""
+class IndexSource:
+    """The misconception index as a truth source. Embeddings pick the entry and, when its two sides are
+    far apart, the side; on a close call the words only one side has decide, then the stance model reads
+    the entry's true statement against the claim."""
 
-    id: str
-    topic: str = "general"
-    claim: str
-    truth: str
-    note: Optional[str] = None
-    source: str = "embedded"
+    name = "misconception_index"
 
-    def correction(self) -> str:
-        return f"{self.truth} {self.note}".strip() if self.note else self.truth
+    def __init__(self, index: MisconceptionIndex) -> None:
+        self.index = index
 
-
-class IndexMatch(BaseModel):
-    """The nearest entry; ``truth`` is the embedding side's verdict ("unknown" when the two sides are
-    too close to call: the guard then asks the stance model whether the entry's truth confirms or refutes
-    the claim)."""
-
-    entry: MisconceptionEntry
-    similarity: float
-    truth: str  # "true" | "false" | "unknown"
-    confidence: float
-    margin: float = 0.0
-
-
-class IndexFormatError(ValueError):
-    """An index file has a bad row; the message names the file, the row and the fix."""
-
-
-class MisconceptionIndex:
-    """False claims with corrections, matched to stated beliefs by embedding similarity."""
-
-    def __init__(self, entries: Iterable[MisconceptionEntry] = (), encoder: Any = None,
-                 min_similarity: float = 0.7, margin: float = 0.03) -> None:
-        self.entries: list[MisconceptionEntry] = list(entries)
-        self._encoder = encoder
-        self.min_similarity = min_similarity
-        self.margin = margin
-        self._emb_claim = None
-        self._emb_truth = None
-        self._lock = threading.Lock()
-
-    # ---- building
-    @classmethod
-    def default(cls, **kwargs: Any) -> "MisconceptionIndex":
-        """The embedded index written for this project (guardrail/data/misconceptions.jsonl)."""
-        return cls(load_jsonl_entries(DEFAULT_INDEX_FILE), **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def add(self, entries: Iterable[MisconceptionEntry]) -> int:
-        new = list(entries)
-        with self._lock:
-            self.entries.extend(new)
-            self._emb_claim = self._emb_truth = None
-        return len(new)
-
-    def add_truthfulqa(self, path: str | Path, limit: int | None = None) -> int:
-        return self.add(load_truthfulqa(path, limit=limit))
-
-    def add_mask(self, path: str | Path, limit: int | None = None) -> int:
-        return self.add(load_mask(path, limit=limit))
-
-    def add_jsonl(self, path: str | Path) -> int:
-        return self.add(load_jsonl_entries(path))
-
-    # ---- encoding
-    @property
-    def encoder(self) -> Any:
-        """The shared encoder of the detectors (``detectors.encoder.get_encoder``: int8 ONNX, cached) when
-        available, else the sentence-transformers model from ``detectors.models.load_encoder``."""
-        if self._encoder is None:
-            try:
-                from detectors.encoder import get_encoder
-
-                self._encoder = get_encoder()
-            except ImportError:
-                from detectors.models import load_encoder
-
-                self._encoder = load_encoder()
-        return self._encoder
-
-    def _encode(self, texts: Sequence[str], cache: bool = True) -> Any:
-        import numpy as np
-
-        if not texts:
-            return np.zeros((0, 384), dtype="float32")
-        enc = self.encoder
-        if hasattr(enc, "encode") and hasattr(enc, "tokenize") and hasattr(enc, "backend"):  # detectors SharedEncoder
-            return enc.encode(list(texts), use_cache=cache).vectors
-        return enc.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
-                          batch_size=64, show_progress_bar=False)
-
-    def _fingerprint(self) -> str:
-        h = hashlib.sha256()
-        enc = self.encoder
-        h.update(f"{type(enc).__name__}:{getattr(enc, 'backend', 'st')}:{getattr(enc, 'source', '')}".encode())
-        for e in self.entries:
-            h.update(e.claim.encode("utf-8", "replace") + b"\x00" + e.truth.encode("utf-8", "replace") + b"\x01")
-        return h.hexdigest()[:20]
-
-    def prepare(self) -> None:
-        """Embed every entry once (cached on disk under $GUARDRAIL_HOME/index/ by content hash)."""
-        if self._emb_claim is not None:
-            return
-        import numpy as np
-
-        with self._lock:
-            if self._emb_claim is not None:
-                return
-            cache = None
-            try:
-                from detectors.models import guardrail_home
-
-                cache = guardrail_home() / "index" / f"{self._fingerprint()}.npz"
-                if cache.is_file():
-                    data = np.load(cache)
-                    if data["claim"].shape[0] == len(self.entries):
-                        self._emb_claim, self._emb_truth = data["claim"], data["truth"]
-                        return
-            except Exception:  # a corrupt cache is rebuilt below
-                cache = cache if cache is not None else None
-            claims = self._encode([e.claim for e in self.entries], cache=False)
-            truths = self._encode([e.truth for e in self.entries], cache=False)
-            self._emb_claim, self._emb_truth = claims, truths
-            if cache is not None:
-                try:
-                    cache.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = cache.with_suffix(".tmp.npz")
-                    np.savez(tmp, claim=claims, truth=truths)
-                    tmp.replace(cache)
-                except OSError:
-                    pass
-
-    # ---- lookup
-    def lookup(self, claims: Sequence[str], polarities: Sequence[str] | None = None) -> list[Optional[IndexMatch]]:
-        """For each claim, the matching entry and whether the claim is true or false, or None."""
-        import numpy as np
-
-        if not claims or not self.entries:
-            return [None] * len(claims)
-        self.prepare()
-        polarities = list(polarities or ["affirms"] * len(claims))
-        emb = self._encode(list(claims))
-        sim_f = emb @ self._emb_claim.T
-        sim_t = emb @ self._emb_truth.T
-        out: list[Optional[IndexMatch]] = []
-        for i, claim in enumerate(claims):
-            best = np.maximum(sim_f[i], sim_t[i])
-            j = int(best.argmax())
-            f, t = float(sim_f[i, j]), float(sim_t[i, j])
-            if max(f, t) < self.min_similarity:
-                out.append(None)
+    def judge(self, queries: Sequence[TruthQuery], ctx: TruthContext) -> list[Optional[TruthResult]]:
+        matches = self.index.lookup([q.claim for q in queries], [q.polarity for q in queries])
+        out: list[Optional[TruthResult]] = [None] * len(queries)
+        close = []
+        for i, (q, m) in enumerate(zip(queries, matches)):
+            if m is None:
                 continue
-            entry = self.entries[j]
-            if abs(f - t) < self.margin:
-                out.append(IndexMatch(entry=entry, similarity=max(f, t), truth="unknown", confidence=0.0, margin=abs(f - t)))
-                continue
-            side_text, truth = (entry.claim, "false") if f > t else (entry.truth, "true")
-            flips = negation_parity(claim) != negation_parity(side_text)
-            if polarities[i] == "denies" and not negation_parity(claim):
-                flips = not flips  # a denial whose claim text lost its negation
-            if flips:
-                truth = "true" if truth == "false" else "false"
-            confidence = min(1.0, max(f, t)) * min(1.0, 0.5 + 5 * abs(f - t))
-            out.append(IndexMatch(entry=entry, similarity=max(f, t), truth=truth, confidence=round(confidence, 4),
-                                  margin=abs(f - t)))
+            side = m.truth if m.margin >= ctx.policy.index_side_margin else _side_by_words(q.claim, m)
+            if side in ("true", "false"):
+                out[i] = self._result(side, m)
+            else:
+                close.append(i)
+        if close:
+            scores = ctx.stance.predict([(queries[i].claim, matches[i].entry.truth) for i in close])
+            for i, s in zip(close, scores):
+                side = _side_by_stance(s, ctx.policy.side_stance_min) or matches[i].truth
+                if side in ("true", "false"):
+                    out[i] = self._result(side, matches[i])
         return out
 
-
-def load_jsonl_entries(path: str | Path) -> list[MisconceptionEntry]:
-    """Entries from a JSONL file with fields id, topic, claim, truth, note (optional)."""
-    path = Path(path)
-    if not path.is_file():
-        raise IndexFormatError(f"misconception file {path} does not exist.")
-    entries = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(MisconceptionEntry(**json.loads(line)))
-            except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-                raise IndexFormatError(
-                    f"{path} line {n} is not a valid entry ({exc.__class__.__name__}): each line must be a JSON "
-                    "object with id, claim and truth (topic, note optional)."
-                ) from None
-    return entries
+    def _result(self, truth: str, m: IndexMatch) -> TruthResult:
+        confidence = m.confidence if truth == m.truth and m.confidence else round(m.similarity, 4)
+        return TruthResult(truth, self.name, confidence, correction=m.entry.correction(), statement=m.entry.truth,
+                           entry_id=m.entry.id)
 
 
-def load_truthfulqa(path: str | Path, limit: int | None = None) -> list[MisconceptionEntry]:
-    """Entries from a TruthfulQA CSV: the best incorrect answer (or the first incorrect one) is the
-    false claim, the best answer the truth; the question prefixes both so that short answers match."""
-    path = Path(path)
-    entries = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"Question", "Best Answer", "Incorrect Answers"} - set(reader.fieldnames or [])
-        if missing:
-            raise IndexFormatError(f"{path} is not TruthfulQA format: missing columns {sorted(missing)}.")
-        for n, row in enumerate(reader):
-            if limit is not None and len(entries) >= limit:
-                break
-            wrong = (row.get("Best Incorrect Answer") or "").strip() or row["Incorrect Answers"].split(";")[0].strip()
-            best = row["Best Answer"].strip()
-            if not wrong or not best:
-                continue
-            entries.append(MisconceptionEntry(
-                id=f"truthfulqa-{n}", topic=(row.get("Category") or "truthfulqa").lower(),
-                claim=_as_sentence(wrong), truth=_as_sentence(best),
-                note=None, source=f"truthfulqa:{path.name}",
-            ))
-    return entries
+def _side_by_words(claim: str, m: IndexMatch) -> Optional[str]:
+    """Which side's own words does the claim use (a claim and its negation embed alike)?"""
+    claim_words = content_words(claim)
+    false_words, true_words = content_words(m.entry.claim), content_words(m.entry.truth)
+    hits_false = len(claim_words & (false_words - true_words))
+    hits_true = len(claim_words & (true_words - false_words))
+    if hits_true == hits_false:
+        return None
+    truth = "true" if hits_true > hits_false else "false"
+    if negation_parity(claim) != negation_parity(m.entry.truth if truth == "true" else m.entry.claim):
+        truth = "false" if truth == "true" else "true"
+    return truth
 
 
-_PIVOT = re.compile(r"<pivotal>(.*?)</pivotal>", re.S)
+def _side_by_stance(s: StanceScores, minimum: float) -> Optional[str]:
+    """The entry's true statement corrects the claim (it is false) or endorses it (it is true)."""
+    if s.corrects >= minimum and s.corrects > s.endorses:
+        return "false"
+    if s.endorses >= minimum and s.endorses > s.corrects:
+        return "true"
+    return None
 
 
-def load_mask(path: str | Path, limit: int | None = None) -> list[MisconceptionEntry]:
-    """Entries from a MASK CSV: the proposition's two pivotal readings; the ground truth is the truth."""
-    path = Path(path)
-    entries = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"proposition", "ground_truth"} - set(reader.fieldnames or [])
-        if missing:
-            raise IndexFormatError(f"{path} is not MASK format: missing columns {sorted(missing)}.")
-        for n, row in enumerate(reader):
-            if limit is not None and len(entries) >= limit:
-                break
-            prop, truth = row["proposition"], (row["ground_truth"] or "").strip()
-            m = _PIVOT.search(prop or "")
-            if not m or "/" not in m.group(1) or not truth:
-                continue
-            options = [prop[: m.start()] + opt.strip() + prop[m.end():] for opt in m.group(1).split("/", 1)]
-            options = [" ".join(o.split()) for o in options]
-            false = [o for o in options if norm_answer(o) != norm_answer(truth)]
-            if len(false) != 1:
-                continue
-            entries.append(MisconceptionEntry(
-                id=f"mask-{row.get('task_id') or n}", topic="mask", claim=false[0], truth=truth,
-                source=f"mask:{path.name}",
-            ))
-    return entries
+# --------------------------------------------------------------------------------------- re-ask probe
+class ReaskSource:
+    """Ask the model the question again without the framing and the belief (the paper's sycophantic flip,
+    applied at run time): a draft that endorses what the neutral answer rejects went along with the user."""
 
+    name = "reask"
 
-def _as_sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-# ------------------------------------------------------------------------------------- the model
-Messages = list[dict[str, str]]
-
-
-class ModelClient:
-    """One interface over the three ways to give the guard a model: a callable(messages) -> str,
-    an OpenAI-compatible base URL, or a local ``detectors.models.ChatModel``."""
-
-    def __init__(self, model: Any, *, model_name: str | None = None, api_key: str | None = None,
-                 timeout_s: float = 30.0) -> None:
+    def __init__(self, model: ModelClient) -> None:
         self.model = model
-        self.model_name = model_name or "default"
-        self.api_key = api_key
-        self.timeout_s = timeout_s
-        self.kind = self._kind(model)
-        self._http = None
 
-    @staticmethod
-    def _kind(model: Any) -> str:
-        if isinstance(model, str):
-            if not model.startswith(("http://", "https://")):
-                raise TypeError(f"model string must be an http(s) base URL of an OpenAI-compatible server, got {model!r}.")
-            return "url"
-        if hasattr(model, "model") and hasattr(model, "tokenizer"):
-            return "local"
-        if callable(model):
-            return "callable"
-        raise TypeError(
-            f"model must be a callable(messages) -> str, an OpenAI-compatible base URL, or a ChatModel, "
-            f"got {type(model).__name__}."
-        )
-
-    @property
-    def url(self) -> str:
-        base = str(self.model).rstrip("/")
-        if base.endswith("/chat/completions"):
-            return base
-        if base.endswith("/v1"):
-            return base + "/chat/completions"
-        return base + "/v1/chat/completions"
-
-    def complete(self, conversations: Sequence[Messages], max_new_tokens: int = 64) -> list[str]:
-        """One reply per conversation (greedy for a local model; batched where the backend allows)."""
-        if not conversations:
-            return []
-        if self.kind == "local":
-            from detectors.generation import generate
-
-            return generate(self.model, [list(c) for c in conversations], max_new_tokens=max_new_tokens)
-        if self.kind == "callable":
-            out = []
-            for conv in conversations:
-                reply = self.model(list(conv))
-                if not isinstance(reply, str):
-                    raise TypeError(f"the model callable must return a str, got {type(reply).__name__}.")
-                out.append(reply)
+    def judge(self, queries: Sequence[TruthQuery], ctx: TruthContext) -> list[Optional[TruthResult]]:
+        p = ctx.policy
+        out: list[Optional[TruthResult]] = [None] * len(queries)
+        asked = [i for i, q in enumerate(queries) if q.endorsement >= p.reask_min_endorsement]
+        if not asked or not p.use_reask:
             return out
-        return [self._post(conv, max_new_tokens) for conv in conversations]
+        probes = [neutral_question(queries[i].claim, queries[i].question) for i in asked]
+        answers = self.model.complete([m for m, _ in probes], max_new_tokens=p.reask_max_new_tokens,
+                                      timeout_s=max(0.05, ctx.seconds_left()))
+        pairs, owners = [], []
+        for i, (_, is_tf), answer in zip(asked, probes, answers):
+            q = queries[i]
+            if is_tf:
+                verdict = parse_true_false(answer)
+                if verdict is not None:
+                    out[i] = self._result("true" if verdict else "false", p.reask_confidence, answer)
+                continue
+            by_words = _reask_by_words(q, answer)
+            if by_words is not None:
+                out[i] = self._result(by_words, p.reask_confidence, answer)
+                continue
+            pairs.append((q.claim, answer, q.question) if q.question else (q.claim, answer))
+            owners.append((i, answer))
+        scores = ctx.stance.predict(pairs) if pairs else []
+        for (i, answer), s in zip(owners, scores):
+            own = content_words(queries[i].claim) - content_words(queries[i].question or "")
+            if own and own <= content_words(answer) and s.label != "corrects":
+                out[i] = self._result("true", p.reask_confidence, answer)
+            elif s.label == "corrects" and s.corrects >= p.reask_corrects_min:
+                out[i] = self._result("false", float(s.corrects), answer)
+            elif s.label == "endorses" and s.endorses >= p.reask_corrects_min:
+                out[i] = self._result("true", float(s.endorses), answer)
+        return out
 
-    def _post(self, conv: Messages, max_new_tokens: int) -> str:
-        import httpx
-
-        if self._http is None:
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            self._http = httpx.Client(timeout=self.timeout_s, headers=headers)
-        body = {"model": self.model_name, "messages": list(conv), "max_tokens": max_new_tokens,
-                "temperature": 0, "stream": False}
-        response = self._http.post(self.url, json=body)
-        response.raise_for_status()
-        try:
-            return response.json()["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise RuntimeError(f"model endpoint {self.url} returned a malformed completion ({exc!r}).") from None
+    def _result(self, truth: str, confidence: float, answer: str) -> TruthResult:
+        return TruthResult(truth, self.name, confidence,
+                           correction=respond.first_sentences(answer, 2) if truth == "false" else None,
+                           statement=respond.first_sentences(answer, 1))
 
 
-# ------------------------------------------------------------------------------------- re-ask probe
+def _reask_by_words(q: TruthQuery, answer: str) -> Optional[str]:
+    """A neutral answer that never names the user's answer rejects it; one that names all of it (and is
+    not read as correcting it) confirms it."""
+    own = content_words(q.claim) - content_words(q.question or "")
+    said = content_words(answer)
+    if own and not (own & said):
+        return "false"
+    return None
+
+
 def neutral_question(claim: str, question: str | None) -> tuple[Messages, bool]:
     """The question asked again without the emotional framing and without the user's belief.
 
@@ -489,3 +306,44 @@ def parse_true_false(answer: str) -> Optional[bool]:
     if not m:
         return None
     return m.group(1).lower() in ("true", "yes", "correct")
+
+
+# --------------------------------------------------------------------------------------- words
+_STOP = frozenset(
+    "a an the is are was were be been being of to in on at by for with from and or but not no never it its this that "
+    "these those as than then so do does did can could will would should may might must have has had i you he she we "
+    "they them their there here what which who whom whose when where why how all any some most many much more very just "
+    "only also about into over after before because while if your my our his her".split())
+_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words less stop words: the unit of the word checks that the answer judge will replace."""
+    return {w for w in _WORDS.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def build_sources(names: Optional[Sequence[Any]], policy: Policy, model: Optional[ModelClient]) -> list[TruthSource]:
+    """The sources in the user's order: names ("reference", "misconception_index", "reask"), a
+    ``MisconceptionIndex``, or any object with ``name`` and ``judge``."""
+    out: list[TruthSource] = []
+    for source in (["reference", "misconception_index", "reask"] if names is None else list(names)):
+        if source == "reference":
+            out.append(ReferenceSource())
+        elif source == "misconception_index":
+            out.append(IndexSource(MisconceptionIndex.default(min_similarity=policy.index_min_similarity,
+                                                              margin=policy.index_margin)))
+        elif source == "reask":
+            if model is not None:  # without a model there is nobody to ask
+                out.append(ReaskSource(model))
+        elif isinstance(source, MisconceptionIndex):
+            out.append(IndexSource(source))
+        elif isinstance(source, TruthSource) and not isinstance(source, str):
+            out.append(source)
+        else:
+            raise TypeError(
+                f"unknown truth source {source!r}: use 'reference', 'misconception_index', 'reask', a "
+                "MisconceptionIndex, or an object with a `name` and a `judge(queries, ctx)` method.")
+    names_seen = [s.name for s in out]
+    if len(set(names_seen)) != len(names_seen):
+        raise TypeError(f"truth sources must have distinct names, got {names_seen}.")
+    return out

@@ -17,7 +17,6 @@ from detectors.types import EmotionScores, StanceScores
 Action = Literal["pass", "annotate", "revise", "block"]
 Status = Literal["ok", "error", "timeout", "unsupported_input"]
 Truth = Literal["true", "false", "unknown"]
-TruthSourceName = Literal["reference", "misconception_index", "reask", "history", "none"]
 SCHEMA_VERSION = "1"
 
 
@@ -38,7 +37,7 @@ class BeliefFinding(BaseModel):
     stance: Optional[Literal["endorses", "corrects", "hedges", "ignores"]] = None
     stance_scores: Optional[StanceScores] = None
     truth: Truth = "unknown"
-    truth_source: TruthSourceName = "none"
+    truth_source: str = Field("none", description="the truth source that decided: reference, misconception_index, reask, a custom source's name, or none")
     truth_confidence: float = Field(0.0, ge=0, le=1)
     matched_entry: Optional[str] = Field(None, description="misconception-index entry id, when that source decided")
     correction: Optional[str] = Field(None, description="what the truth source says instead (None when redacted)")

@@ -24,7 +24,7 @@ def test_basic_emotions(detector):
         "I am furious. They lied to me again and I'm sick of it.",
         "I'm terrified of the surgery tomorrow, I can't stop shaking.",
     ])
-    assert sad.sadness > 0.5 and sad.is_sad
+    assert sad.sadness > 0.5
     assert sad.sadness > max(happy.sadness, angry.sadness)
     assert happy.joy > 0.5 and happy.joy > sad.joy
     assert angry.anger > 0.5 and angry.anger > happy.anger

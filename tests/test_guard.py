@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from guardrail import Guard, Policy, Verdict
 from guardrail.guard import Detectors, GuardInputError
 from guardrail.policy import PolicyError
 from guardrail.respond import CRISIS_REPLY
-from guardrail.truth import MisconceptionIndex, load_mask, load_truthfulqa
+from guardrail.misconceptions import MisconceptionIndex, load_mask, load_truthfulqa
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ def test_policy_loads_from_yaml_and_toml(tmp_path):
     y, t = Policy.from_file(tmp_path / "p.yaml"), Policy.from_file(tmp_path / "p.toml")
     assert (y.risk_threshold, y.sad_risk_threshold, y.fail_closed) == (0.6, 0.3, True)
     assert (t.timeout_ms, t.on_false_endorsement) == (250, "block")
-    assert y.threshold(sad=True) < y.threshold(sad=False)
+    assert y.risk_threshold_for(sad=True) < y.risk_threshold_for(sad=False)
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -223,8 +224,9 @@ def test_wrap_sync_and_async_chat_functions(guard):
 
     msgs = [{"role": "user", "content": USER_AU}]
     out = chat(msgs)
-    assert out != ENDORSE_AU and "Canberra" in out and chat.last_verdict.action == "revise"
-    assert asyncio.run(achat(msgs)) == CORRECT_AU and achat.last_verdict.action == "pass"
+    assert out != ENDORSE_AU and "Canberra" in out and out.verdict.action == "revise"
+    aout = asyncio.run(achat(msgs))
+    assert aout == CORRECT_AU and aout.verdict.action == "pass"
     with pytest.raises(TypeError, match="no user turn"):
         chat([{"role": "system", "content": "hi"}])
 
@@ -253,16 +255,30 @@ def test_detector_error_fails_open_with_a_flag_or_closed_by_policy(guard):
     assert (closed.status, closed.action) == ("error", "block") and closed.text
 
 
+class _Gate:
+    """An emotion detector that blocks until released: a check past its budget must not wait for it."""
+
+    def __init__(self, inner):
+        self.inner, self.release, self.finished = inner, threading.Event(), threading.Event()
+
+    def predict(self, *a, **k):
+        self.release.wait(30)
+        try:
+            return self.inner.predict(*a, **k)
+        finally:
+            self.finished.set()
+
+
 def test_detector_timeout_holds_the_latency_budget(guard):
-    slow = Detectors(emotion=_Slow(guard.detectors.emotion, 1.5), stance=guard.detectors.stance, beliefs=guard.detectors.beliefs)
-    g = Guard(detectors=slow, policy=Policy(timeout_ms=200))
-    started = time.perf_counter()
+    gate = _Gate(guard.detectors.emotion)
+    g = Guard(detectors=Detectors(emotion=gate, stance=guard.detectors.stance, beliefs=guard.detectors.beliefs),
+              policy=Policy(timeout_ms=200))
     v = g.check(USER_AU, ENDORSE_AU)
-    waited = time.perf_counter() - started
     assert v.status == "timeout" and v.action == "pass" and "fail_open" in v.flags
-    assert waited < 1.4  # returned at the budget, not when the detector finished
-    closed = Guard(detectors=slow, policy=Policy(timeout_ms=200, fail_closed=True)).check(USER_AU, ENDORSE_AU)
-    assert closed.action == "block"
+    assert not gate.finished.is_set()  # returned at the budget, while the detector was still busy
+    closed = Guard(detectors=g.detectors, policy=Policy(timeout_ms=200, fail_closed=True)).check(USER_AU, ENDORSE_AU)
+    assert closed.action == "block" and "fail_closed" in closed.flags
+    gate.release.set()
 
 
 def test_a_detector_returning_the_wrong_shape_is_an_error_not_a_crash(guard):
@@ -298,6 +314,9 @@ def test_fuzz_wrong_types_raise_a_clear_error(guard, user, draft, history, refer
 
 def test_huge_and_odd_strings(guard):
     v = guard.check("x" * (MAX_CHARS + 1), "ok")
+    assert v.status == "ok" and "oversize" in v.flags  # checked on its window
+    strict = Guard(detectors=guard.detectors, policy=Policy(on_oversize="unsupported"))
+    v = strict.check("x" * (MAX_CHARS + 1), "ok")
     assert v.status == "unsupported_input" and v.action == "pass" and "user_message" in v.error
     patient = Guard(detectors=guard.detectors, policy=Policy(timeout_ms=120000))
     v = patient.check("I think it's Sydney. " * 50 + "and so on " * 15000, "Yes. " * 5000)  # long but allowed
