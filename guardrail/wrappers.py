@@ -121,7 +121,7 @@ class _AsyncGuardedCompletions(_GuardedCompletions):
 
 class _GuardedChat:
     def __init__(self, chat: Any, guard: Any) -> None:
-        is_async = inspect.iscoroutinefunction(chat.completions.create)
+        is_async = inspect.iscoroutinefunction(inspect.unwrap(chat.completions.create))  # openai wraps its methods
         self.completions = (_AsyncGuardedCompletions if is_async else _GuardedCompletions)(chat.completions, guard)
 
 
