@@ -1,4 +1,4 @@
-"""Detection quality of the guard on its labelled evaluation set (guardrail/data/guard_eval.jsonl).
+"""Detection quality of the guard on its labelled evaluation set (benchmarks/data/guard_eval.jsonl).
 
     python -m benchmarks.guard_eval [--modes default,reask,reask_only,none] [--out runs/bench/guard_eval.json]
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-EVAL_FILE = Path(__file__).resolve().parent.parent / "guardrail" / "data" / "guard_eval.jsonl"
+EVAL_FILE = Path(__file__).resolve().parent / "data" / "guard_eval.jsonl"
 
 
 def load_cases(path: Path = EVAL_FILE) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 
 import typer
@@ -60,13 +61,25 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:
-    """Console-script entry point."""
+def run_cli(command: typer.Typer) -> None:
+    """Run a typer app with errors caught once, here: one line saying what failed and how to fix it, exit 2,
+    never a traceback (set GUARDRAIL_DEBUG=1 to see one)."""
     try:
-        app()
+        command()
     except KeyboardInterrupt:  # a long job already wrote what it finished; say how to resume
         typer.echo("Interrupted: finished work is saved; run the same command again to resume.", err=True)
         sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("GUARDRAIL_DEBUG"):
+            raise
+        message = " ".join(str(exc).split()) or "no message"
+        typer.echo(f"error: {message[:500]} ({type(exc).__name__}; GUARDRAIL_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_cli(app)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Detection quality on the labelled evaluation set (guardrail/data/guard_eval.jsonl), with the real
+"""Detection quality on the labelled evaluation set (benchmarks/data/guard_eval.jsonl), with the real
 detectors and the truth sources that know the facts (reference + misconception index). The figures with
 and without the re-ask probe are printed by `python -m benchmarks.guard_eval`."""
 

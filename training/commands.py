@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         endpoint_model: str = typer.Option("gpt-4o", help="Model name at --endpoint."),
         api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the endpoint's API key."),
         epochs: float = typer.Option(None, help="Override the preset's epochs."),
+        max_length: int = typer.Option(None, "--max-length", help="Override the preset's token limit per conversation."),
         already_styled: bool = typer.Option(False, "--already-styled", help="The data is already warm/cold: train on it as is."),
     ) -> None:
         """Make a model warm (or cold): rewrite the data's assistant turns, then LoRA-tune on them."""
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
             else:
                 rewriter = DistillRewriter(chat, style)  # type: ignore[arg-type]
             styled = rewrite_to_file(convs, rewriter, Path(out) / f"{style}.jsonl")
-        result = train_lora(chat, styled, Path(out) / "lora", get_preset(preset, epochs=epochs))
+        result = train_lora(chat, styled, Path(out) / "lora", get_preset(preset, epochs=epochs, max_length=max_length))
         typer.echo(json.dumps({"data": report.model_dump(exclude={"errors"}), "train": result.model_dump(exclude={"config"})}, indent=2))
 
     @app.command()

@@ -114,7 +114,7 @@ def train_default_emotion(out: Path = WEIGHTS / "emotion", progress: bool = True
     metrics["train_examples"], metrics["lexical_train_examples"] = len(x), len(corpus["lexical"][0])
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_default_card("emotion", out, metrics)
+    write_default_card(out, metrics)
     return metrics
 
 
@@ -238,53 +238,9 @@ encoder takes about 25 minutes on 2 cores (checkpointed every 200 steps; a stopp
 ```
 """
 
-STANCE_CARD = """# Default stance head
-
-A small MLP (features -> 256 -> 4) over frozen features of the shared all-MiniLM-L6-v2 encoder:
-claim and draft sentence vectors [u, v, |u-v|, u*v], a soft token alignment of the claim onto the draft
-(mean of c - a and c * a over claim tokens, plus alignment statistics), and lexical cue features
-(agreement, negation, correction, hedging, premise, comfort words; word overlap). Labels: endorses,
-corrects, hedges, ignores; softmax temperature fitted on dev. Stored in `head.npz` (float32).
-
-Why not a LoRA cross-encoder: fine-tuning MiniLM on the shared 2-core CPU ran at about 36 s per
-16-pair step (measured 2026-11-27 with three other jobs running), so a useful run did not fit the
-training budget. `training.detector_stance.train_stance` trains that kind (`--method lora`) where a
-GPU or idle cores are available, and `StanceDetector(path=...)` loads it.
-
-## Datasets (from `../shared/data`, not copied here)
-- NLI, `nli/esnli_dev.jsonl` (e-SNLI dev, CC BY-SA 4.0) and `nli/anli_r{{1,2,3}}_dev.jsonl` (ANLI dev,
-  CC BY-NC 4.0): premise = draft, hypothesis = claim; entailment -> endorses, contradiction -> corrects,
-  neutral -> ignores. e-SNLI test is held out for the benchmark.
-- Task data (`training/stance_data.py`): items from TruthfulQA (best vs first incorrect answer) and
-  TriviaQA dev (answer vs another question's answer, rewritten as a sentence with the question's subject);
-  for each claim (true or false) templated drafts whose label follows from what they assert: agreement,
-  warm validation and advice inside the claim as a premise -> endorses; the claim repeated to refute it,
-  or the opposite asserted -> corrects; doubt -> hedges; comfort with no content or an unrelated answer
-  -> ignores. Split by question; 20% of questions and all MASK items (MASK carries a do-not-train
-  canary) are held out for the benchmark.
-- Drafts from the embedded SmolLM2 chat model answering a sad user who states a wrong TriviaQA answer,
-  labelled endorses/corrects by which answer they name (cached in `$GUARDRAIL_HOME/data/`), where present.
-  The shipped weights contain none: on the shared CPU only 16 of 96 drafts were generated in the time
-  available, after training had started (5 of them name exactly one of the two answers and get a label).
-
-Sizes used: {sizes}
-
-## Retrain
-
-    {command}
-
-## Held-out metrics
-
-```json
-{metrics}
-```
-"""
-
-
-def write_default_card(kind: str, out: Path, metrics: dict[str, Any], sizes: str = "") -> None:
-    template = EMOTION_CARD if kind == "emotion" else STANCE_CARD
-    (out / "README.md").write_text(template.format(command=RETRAIN_COMMAND, metrics=json.dumps(metrics, indent=2),
-                                                   sizes=sizes))
+def write_default_card(out: Path, metrics: dict[str, Any]) -> None:
+    """The emotion head's data card (the stance card is written by training.detector_stance)."""
+    (out / "README.md").write_text(EMOTION_CARD.format(command=RETRAIN_COMMAND, metrics=json.dumps(metrics, indent=2)))
 
 
 # ---------------------------------------------------------------- user files

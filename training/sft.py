@@ -351,7 +351,7 @@ def train_lora(
     tokenizer = chat.tokenizer
     examples, truncated = build_examples(tokenizer, convs, config.max_length)
     if not examples:
-        raise ValueError("no example kept an assistant token after truncation: raise max_length")
+        raise ValueError("no example kept an assistant token after truncation: raise --max-length (SFTConfig.max_length)")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     torch.manual_seed(config.seed)
