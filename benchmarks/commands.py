@@ -130,6 +130,31 @@ def register(app: typer.Typer) -> None:
             write_report([run_dir], run_dir / "report")
             typer.echo(f"Report: {run_dir / 'report' / 'report.md'}")
 
+    @bench.command("prompts")
+    def prompts_cmd(
+        tasks: str = typer.Option("embedded", help="Comma list of embedded, triviaqa, truthfulqa, medqa, disinfo."),
+        templates: str = typer.Option("original,incorrect", help="Comma list of original, original_neutral, "
+                                                                 "incorrect, correct, mcq."),
+        contexts: str = typer.Option("all", help="'all' (the nine) or a comma list, e.g. unmodified,emotion:sad."),
+        n: Optional[int] = typer.Option(None, help="Questions per task, sampled by --seed (default: all)."),
+        seed: int = typer.Option(0, help="Seed for sampling questions and drawing context statements."),
+        all_statements: bool = typer.Option(False, "--all-statements",
+                                            help="One line per statement of each context, not the seeded draw."),
+        ids: Optional[str] = typer.Option(None, help="Only these question ids (comma list)."),
+    ) -> None:
+        """Print the prompts a run would send, as JSON lines (task, question_id, template, context,
+        statement, statement_index, prompt). Combinations the paper never ran are left out."""
+        from benchmarks.prompt_listing import iter_prompts
+
+        try:
+            for row in iter_prompts(tasks=_split(tasks) or ["embedded"], templates=_split(templates)
+                                    or ["original", "incorrect"], contexts=_split(contexts), n=n, seed=seed,
+                                    all_statements=all_statements, ids=_split(ids)):
+                typer.echo(json.dumps(row, ensure_ascii=False))
+        except ValueError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
     @bench.command("compare")
     def compare_cmd(
         run_a: str = typer.Argument(..., help="Run folder of target A (original); DIR::label to pick a target."),
