@@ -41,7 +41,8 @@ def score_pending(store: RunStore, target: str, scorer: Scorer, items: dict[tupl
     recs = [r for r in recs if (r.task, r.question_id) in items]
     if not recs:
         return 0
-    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], [r.answer for r in recs])
+    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], [r.answer for r in recs],
+                                [r.template for r in recs])
     store.set_scores((r.key, s.correct, s.refused, s.method) for r, s in zip(recs, scores))
     return len(recs)
 
@@ -75,7 +76,7 @@ def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
         else:
             guarded.append(getattr(v, "text", None) or r.answer)
             actions.append((str(getattr(v, "action", "pass")), str(getattr(v, "status", "ok"))))
-    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], guarded)
+    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], guarded, [r.template for r in recs])
     store.set_guard((r.key, g, s.correct, s.refused, a, st) for r, g, s, (a, st) in zip(recs, guarded, scores, actions))
     return len(recs)
 
