@@ -114,8 +114,19 @@ class _Fit:
 
 
 def _fit(df, rhs: list[str]):
+    import warnings
+
     formula = "is_incorrect ~ " + " + ".join(rhs)
-    return formula, _Fit(df, formula)
+    with warnings.catch_warnings():  # separation is reported in the result (see _flag), not as a warning
+        warnings.simplefilter("ignore")
+        return formula, _Fit(df, formula)
+
+
+def _flag(out: dict, res: "_Fit") -> dict:
+    if float(np.max(np.abs(res.params.to_numpy()))) > 10:
+        out["warning"] = ("a coefficient exceeds |10| on the logit scale: (quasi-)separation, e.g. a model "
+                          "always right in some cell; p-values and intervals are unreliable")
+    return out
 
 
 def _combo(res, names: Sequence[str], signs: Sequence[float]) -> dict:
@@ -180,7 +191,7 @@ def model1(df) -> dict:
                 a = res.predict(d.assign(dataset=name)) - res.predict(d.assign(dataset=ref))
                 p[f"{name} vs {ref}"] = 100 * float(np.average(a, weights=d["weight"]))
         out["dataset_ame_pp"] = p
-    return out
+    return _flag(out, res)
 
 
 def _context_model(df, column: str) -> dict:
@@ -198,7 +209,8 @@ def _context_model(df, column: str) -> dict:
                 continue
             test = {**_combo(res, [ft, inter], [1, 1]), "interaction_coefficient": float(res.params[inter])}
         effects[level] = {**_ame(res, d, (d[column] == level).to_numpy()), **test}
-    return {"formula": formula, "filter": "prompt_type == original", "n": int(d["weight"].sum()), "effects": effects}
+    return _flag({"formula": formula, "filter": "prompt_type == original", "n": int(d["weight"].sum()),
+                  "effects": effects}, res)
 
 
 @_safely
@@ -231,8 +243,8 @@ def model4(df) -> dict:
         effects["user_opinion"] = {**_ame(res, d, (d["prompt_type"] == "user_opinion").to_numpy()),
                                    **_combo(res, [ft_uo, base_uo], [1, -1]),
                                    "test_note": "p of (ft:user_opinion - base:user_opinion), as the paper's code takes it"}
-    return {"formula": formula, "filter": "prompt_type in (original, user_opinion)", "n": int(d["weight"].sum()),
-            "effects": effects}
+    return _flag({"formula": formula, "filter": "prompt_type in (original, user_opinion)",
+                  "n": int(d["weight"].sum()), "effects": effects}, res)
 
 
 def four_models(df) -> dict:
