@@ -92,3 +92,13 @@ def test_json_never_holds_nan():
     obj = {"a": float("nan"), "b": [np.float64("inf"), 1.5, np.int64(3)], "c": (np.float32(2.0),)}
     assert clean(obj) == {"a": None, "b": [None, 1.5, 3], "c": [2.0]}
     assert json.loads(dumps(obj)) == {"a": None, "b": [None, 1.5, 3], "c": [2.0]}
+
+
+def test_full_reproduction_runs_the_papers_four_tasks_and_lists_departures():
+    from benchmarks.reproduce import SIZES, departures
+
+    assert SIZES["full"].tasks == ["triviaqa", "truthfulqa", "medqa", "disinfo"]
+    full = departures({"size": SIZES["full"].model_dump(), "config": {"model": None}})
+    assert not any(d.startswith(("tasks:", "questions:", "contexts:", "templates:")) for d in full)
+    default = departures({"size": SIZES["default"].model_dump(), "config": {"model": None}})
+    assert any(d.startswith("tasks: embedded") for d in default) and any(d.startswith("contexts:") for d in default)
