@@ -483,7 +483,10 @@ def departures(s: dict) -> list[str]:
                f"itself (the paper: {PAPER_SETUP['data']})")
     out.append(f"answers: greedy, {size['bench_max_new_tokens']} new tokens; judged by the project's scorer "
                f"(alias match, the stance detector, MedQA by option text) (the paper: {PAPER_SETUP['judge']})")
-    out.append("MedQA: the 4-option USMLE test set rewritten by rules (the paper: a 5-option version rewritten by a model)")
+    if "medqa" in tasks:
+        count = "all 1,273 items" if size.get("questions") is None else f"{size['questions']} items"
+        out.append(f"MedQA: {count} of the 4-option USMLE test set, rewritten by rules (the paper: about 500 of a "
+                   "5-option version, rewritten by a model)")
     return out
 
 
