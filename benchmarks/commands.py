@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         label: Optional[str] = typer.Option(None, help="Name of this target in the store and reports."),
         tasks: str = typer.Option("embedded", help="Comma list of embedded, triviaqa, truthfulqa, medqa, disinfo."),
         templates: str = typer.Option("original,incorrect", help="Comma list of original, original_neutral, "
-                                                                 "incorrect, correct."),
+                                                                 "incorrect, correct, mcq."),
         contexts: str = typer.Option("all", help="'all' (the nine) or a comma list, e.g. unmodified,emotion:sad."),
         n: Optional[int] = typer.Option(None, help="Questions per task, sampled by --seed (default: all)."),
         seed: int = typer.Option(0, help="Seed for sampling questions and context statements."),
@@ -130,6 +130,31 @@ def register(app: typer.Typer) -> None:
             write_report([run_dir], run_dir / "report")
             typer.echo(f"Report: {run_dir / 'report' / 'report.md'}")
 
+    @bench.command("prompts")
+    def prompts_cmd(
+        tasks: str = typer.Option("embedded", help="Comma list of embedded, triviaqa, truthfulqa, medqa, disinfo."),
+        templates: str = typer.Option("original,incorrect", help="Comma list of original, original_neutral, "
+                                                                 "incorrect, correct, mcq."),
+        contexts: str = typer.Option("all", help="'all' (the nine) or a comma list, e.g. unmodified,emotion:sad."),
+        n: Optional[int] = typer.Option(None, help="Questions per task, sampled by --seed (default: all)."),
+        seed: int = typer.Option(0, help="Seed for sampling questions and drawing context statements."),
+        all_statements: bool = typer.Option(False, "--all-statements",
+                                            help="One line per statement of each context, not the seeded draw."),
+        ids: Optional[str] = typer.Option(None, help="Only these question ids (comma list)."),
+    ) -> None:
+        """Print the prompts a run would send, as JSON lines (task, question_id, template, context,
+        statement, statement_index, prompt). Combinations the paper never ran are left out."""
+        from benchmarks.prompt_listing import iter_prompts
+
+        try:
+            for row in iter_prompts(tasks=_split(tasks) or ["embedded"], templates=_split(templates)
+                                    or ["original", "incorrect"], contexts=_split(contexts), n=n, seed=seed,
+                                    all_statements=all_statements, ids=_split(ids)):
+                typer.echo(json.dumps(row, ensure_ascii=False))
+        except ValueError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
     @bench.command("compare")
     def compare_cmd(
         run_a: str = typer.Argument(..., help="Run folder of target A (original); DIR::label to pick a target."),
@@ -139,8 +164,11 @@ def register(app: typer.Typer) -> None:
         """Paired comparison of two targets: McNemar + FDR per cell, flip rates, logistic-regression AME."""
         from benchmarks.stats import compare
 
+        from benchmarks.report import paper_comparison
+
         try:
             result = compare(run_a, run_b)
+            result["paper"] = paper_comparison(run_a, run_b)
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -149,7 +177,9 @@ def register(app: typer.Typer) -> None:
         typer.echo("\n".join(comparison_markdown(result)))
         if out:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2, default=str))
+            from benchmarks.jsonsafe import dumps
+
+            out.write_text(dumps(result))
             typer.echo(f"Wrote {out}")
 
     @bench.command("rescore")
@@ -171,13 +201,60 @@ def register(app: typer.Typer) -> None:
     @bench.command("report")
     def report_cmd(
         runs: list[Path] = typer.Argument(..., help="Run folders to report on."),
-        out: Path = typer.Option(..., help="Folder for report.md, report.json and the PNG plots."),
+        out: Optional[Path] = typer.Option(None, help="Folder for report.md, report.json and the PNG plots "
+                                                      "(default: RUN/report of the first run, like `bench`)."),
         baseline: Optional[str] = typer.Option(None, help="Target label the others are compared with."),
     ) -> None:
-        """Write JSON, Markdown and PNG plots for runs, with the paper's cells side by side."""
+        """Write JSON, Markdown and PNG plots for runs: the paper's statistics and table beside ours."""
         from benchmarks.report import write_report
 
-        write_report(runs, out, baseline=baseline)
+        out = out or runs[0] / "report"
+        try:
+            write_report(runs, out, baseline=baseline)
+        except (ValueError, FileNotFoundError) as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"Wrote {out / 'report.md'}")
+
+    @bench.command("samples")
+    def samples_cmd(
+        run: Path = typer.Argument(..., help="Run folder."),
+        out: Optional[Path] = typer.Option(None, help="Folder for samples.jsonl and samples.md (default: RUN/samples)."),
+        label: Optional[str] = typer.Option(None, help="Only this target (default: all in the folder)."),
+        limit: Optional[int] = typer.Option(None, help="At most this many answers per target."),
+    ) -> None:
+        """Export transcripts (prompt, answer, score, guard verdict) as JSONL and Markdown."""
+        from benchmarks.samples import export_samples
+
+        try:
+            paths = export_samples(run, out, target=label, limit=limit)
+        except (ValueError, FileNotFoundError) as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"Wrote {paths['jsonl']} and {paths['markdown']}")
+
+    @bench.command("paper-check")
+    def paper_check_cmd(
+        out: Optional[Path] = typer.Option(None, help="Also write the full check as JSON here."),
+    ) -> None:
+        """Our statistics on the paper's own summary table: McNemar, BH-FDR and its four models' AMEs."""
+        from benchmarks.jsonsafe import dumps
+        from benchmarks.paper_check import check
+
+        r = check()
+        if "error" in r:
+            typer.echo(f"Error: {r['error']}", err=True)
+            raise typer.Exit(2)
+        for k in ("mcnemar", "fdr"):
+            typer.echo(f"{k}: {r[k]['n_equal_at_4dp']}/{r[k]['n_cells']} cells equal to the published p at 4 "
+                       f"decimals (largest difference {r[k]['max_abs_diff']:.4f})")
+        typer.echo("average marginal effects of warm fine-tuning, published vs refitted from the table (pp):")
+        for t in r["models"]["table"]:
+            ours = "–" if t["ours_pp"] is None else f"{t['ours_pp']:.2f}"
+            typer.echo(f"  {t['model']:<26} {t['effect']:<28} {t['published_pp']:6.2f}  {ours:>6}")
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(dumps(r))
+            typer.echo(f"Wrote {out}")
 
     app.add_typer(bench, name="bench")

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from benchmarks.prompts import CONTEXTS
 from benchmarks.stats import compare, summarize
 from benchmarks.store import RunStore
-from benchmarks.tasks import PAPER_DATASET
+from benchmarks.jsonsafe import dumps
 
 PAPER_TABLE = "paper/results_warm_ft.csv"
 
@@ -41,41 +41,66 @@ def load_paper_table(path: str | Path | None = None) -> list[dict]:
 
 
 def paper_cell_key(template: str, context: str) -> Optional[tuple[str, str]]:
-    """(Test_Type, Amendment_type) of the paper's cell matching our template and context."""
-    if template in ("original", "original_neutral"):
-        return "Normal", ("unmodified\noriginal_combined" if context == "unmodified" else f"{context}\noriginal")
-    if template == "incorrect":
-        return "Sycophancy", context
-    return None
+    """(Test_Type, Amendment_type) of the paper's table cell an answer belongs to (see
+    ``benchmarks.paper_stats.paper_category``): beliefs pooled per context, ``original`` per context."""
+    from benchmarks.paper_stats import paper_category
+
+    return paper_category(template, context)
 
 
-def paper_side_by_side(summaries: Sequence[dict], paper_rows: list[dict]) -> list[dict]:
-    """One row per (task, template, context) we measured on a paper task: our error per target beside
-    the paper's original and warm error per model (percent)."""
-    index: dict[tuple, dict[str, tuple[float, float]]] = defaultdict(dict)
-    for r in paper_rows:
-        try:
-            orig, warm = 100 - float(r["Original Accuracy (%)"]), 100 - float(r["Fine-tuned Accuracy (%)"])
-        except ValueError:
-            continue
-        index[(r["Dataset"], r["Test_Type"], r["Amendment_type"])][r["Model"]] = (orig, warm)
+def paper_comparison(run_a: str, run_b: str) -> dict:
+    """The paper's statistics for one original (A) / fine-tuned (B) pair: its four models and its
+    McNemar table (BH-FDR within dataset x test type). ``run_*`` are ``DIR::label``."""
+    import pandas as pd
+
+    from benchmarks.paper_stats import four_models, frame, mcnemar_cells
+    from benchmarks.stats import _records
+
+    _, ra = _records(run_a)
+    _, rb = _records(run_b)
+    model = ra[0].target if ra else "model"
+    df = pd.concat([frame(ra, is_finetuned=0, model=model), frame(rb, is_finetuned=1, model=model)],
+                   ignore_index=True)
+    return {"a": ra[0].target if ra else None, "b": rb[0].target if rb else None,
+            "four_models": four_models(df), "mcnemar": mcnemar_cells(ra, rb, model=model)}
+
+
+def paper_side_by_side(comparisons: Sequence[dict], paper_rows: list[dict]) -> list[dict]:
+    """The paper's table cell for cell (dataset x test type x category, on the tasks we ran), its accuracy
+    original -> warm per model beside ours per compared pair. A cell we did not run stays empty (None),
+    never filled from another cell; cells the paper never ran (the embedded task, mcq) are not rows."""
     ours: dict[tuple, dict[str, dict]] = defaultdict(dict)
-    for s in summaries:
-        for c in s["cells"]:
-            if c["task"] in PAPER_DATASET and c["error_rate"] is not None:
-                ours[(c["task"], c["template"], c["context"])][c["target"]] = c
+    for cmp in comparisons:
+        for c in (cmp.get("paper") or {}).get("mcnemar", []):
+            ours[(c["dataset"], c["test_type"], c["category"])][f"{cmp['paper']['a']} → {cmp['paper']['b']}"] = c
+    ran = {k[0] for k in ours}
+    index: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in paper_rows:
+        index[(r["Dataset"], r["Test_Type"], r["Amendment_type"])][r["Model"]] = {
+            "original_accuracy_pct": _num(r["Original Accuracy (%)"]),
+            "finetuned_accuracy_pct": _num(r["Fine-tuned Accuracy (%)"]), "p_fdr": _num(r.get("p-value (FDR corrected)"))}
+    pairs = sorted({p for v in ours.values() for p in v})
     out = []
-    for (task, template, context), by_target in sorted(ours.items()):
-        key = paper_cell_key(template, context)
-        paper = index.get((PAPER_DATASET[task],) + key, {}) if key else {}
-        row: dict[str, Any] = {"task": task, "template": template, "context": context, "ours": {}, "paper": {}}
-        for t, c in by_target.items():
-            row["ours"][t] = {"error_pct": 100 * c["error_rate"], "ci_low_pct": 100 * c["ci_low"],
-                              "ci_high_pct": 100 * c["ci_high"], "n": c["n_scored"]}
-        for model, (o, w) in sorted(paper.items()):
-            row["paper"][model] = {"original_error_pct": o, "warm_error_pct": w}
+    for key in sorted(index):
+        if key[0] not in ran:
+            continue
+        row: dict[str, Any] = {"dataset": key[0], "test_type": key[1], "category": key[2], "paper": index[key],
+                               "ours": {}}
+        for pair in pairs:
+            c = ours.get(key, {}).get(pair)
+            row["ours"][pair] = None if c is None else {
+                "original_accuracy_pct": c["original_accuracy_pct"], "finetuned_accuracy_pct": c["finetuned_accuracy_pct"],
+                "n": c["n_pairs"], "p_fdr": c["p_fdr"]}
         out.append(row)
     return out
+
+
+def _num(text: Any) -> Optional[float]:
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None
 
 
 def _fmt(x: Optional[float], digits: int = 1) -> str:
@@ -112,10 +137,13 @@ def _plot_error_by_context(summaries: Sequence[dict], path: Path) -> Optional[Pa
             lo = [100 * (look[x]["error_rate"] - look[x]["ci_low"]) if x in look else 0 for x in ctxs]
             hi = [100 * (look[x]["ci_high"] - look[x]["error_rate"]) if x in look else 0 for x in ctxs]
             ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=f"{target} · {tpl}")
+            for x, ctx in zip(xs, ctxs):  # n under every bar: at small n an interval alone misleads
+                if ctx in look:
+                    ax.text(x, 1, f"n={look[ctx]['n_scored']}", ha="center", va="bottom", fontsize=6, rotation=90)
         ax.set_xticks(np.arange(len(ctxs)))
         ax.set_xticklabels(ctxs, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("error %")
-        ax.set_title(f"{task}: error rate by context (95% bootstrap CI)")
+        ax.set_title(f"{task}: error rate by context (95% bootstrap CI; n = answers scored)")
         ax.set_ylim(0, 100)
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -145,11 +173,16 @@ def _plot_flips(summaries: Sequence[dict], path: Path) -> Optional[Path]:
         lo = [100 * (look[x]["flip_rate"] - look[x]["ci_low"]) if x in look else 0 for x in ctxs]
         hi = [100 * (look[x]["ci_high"] - look[x]["flip_rate"]) if x in look else 0 for x in ctxs]
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=t)
+        for x, ctx in zip(xs, ctxs):
+            if ctx in look:
+                ax.text(x, 1, f"{look[ctx]['flips']}/{look[ctx]['n_base_correct']}", ha="center", va="bottom",
+                        fontsize=6, rotation=90)
     ax.set_xticks(np.arange(len(ctxs)))
     ax.set_xticklabels(ctxs, rotation=25, ha="right", fontsize=8)
     ax.set_ylabel("flip rate %")
     ax.set_ylim(0, 100)
-    ax.set_title("Sycophantic flips: correct without the false belief, incorrect with it (all tasks)")
+    ax.set_title("Sycophantic flips (flips/correct without the belief): correct without the false belief, "
+                 "incorrect with it (all tasks)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -214,9 +247,11 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, baselin
         for other in located:
             if other == base:
                 continue
-            cmp = compare(f"{base[0]}::{base[1]}", f"{other[0]}::{other[1]}", n_boot=n_boot, seed=seed)
+            a, b = f"{base[0]}::{base[1]}", f"{other[0]}::{other[1]}"
+            cmp = compare(a, b, n_boot=n_boot, seed=seed)
+            cmp["paper"] = paper_comparison(a, b)
             comparisons.append(cmp)
-    paper = paper_side_by_side(summaries, load_paper_table(paper_csv))
+    paper = paper_side_by_side(comparisons, load_paper_table(paper_csv))
     plots = {
         "error_by_context": _plot_error_by_context(summaries, out / "error_by_context.png"),
         "flip_rates": _plot_flips(summaries, out / "flip_rates.png"),
@@ -224,16 +259,37 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, baselin
     }
     report = {"runs": summaries, "comparisons": comparisons, "paper_side_by_side": paper,
               "plots": {k: str(v.name) for k, v in plots.items() if v}}
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "report.json").write_text(dumps(report))
     (out / "report.md").write_text(render_markdown(report))
     return report
+
+
+def paper_models_markdown(paper: dict) -> list[str]:
+    """The paper's four models for one pair: its AMEs and p-values, and our delta-method intervals."""
+    lines = [f"### The paper's four models: {paper['a']} → {paper['b']} (binomial GLMs, its formulas and filters)", "",
+             "| model | effect | n | AME (pp) | p (its test) | 95% CI (ours, delta method) |", "|---|---|---|---|---|---|"]
+    for name, fit in paper["four_models"].items():
+        if "error" in fit:
+            lines.append(f"| {name} | – | – | not fitted: {fit['error']} | | |")
+            continue
+        if fit.get("warning"):
+            lines.append(f"| {name} | warning | | {fit['warning']} | | |")
+        effects = {"fine-tuning": fit["fine_tuning"]} if "fine_tuning" in fit else fit["effects"]
+        for eff, e in effects.items():
+            p = "–" if e.get("p_value") is None else f"{e['p_value']:.3g}"
+            lines.append(f"| {name} | {eff} | {e['n']} | {e['ame_pp']:+.2f} | {p} | "
+                         f"[{e['ours_ci_low_pp']:+.2f}, {e['ours_ci_high_pp']:+.2f}] |")
+    return lines + [""]
 
 
 def comparison_markdown(cmp: dict) -> list[str]:
     """Markdown lines for one paired comparison (the report and `guardrail bench compare` print the same)."""
     lines: list[str] = []
     a, b = cmp["a"]["target"], cmp["b"]["target"]
-    lines += [f"## {a} vs {b} (paired, McNemar exact, Benjamini–Hochberg FDR)", "",
+    lines += [f"## {a} vs {b}", ""]
+    if cmp.get("paper"):
+        lines += paper_models_markdown(cmp["paper"])
+    lines += ["### Ours: every template × context cell (paired, McNemar exact, Benjamini–Hochberg FDR over all cells)", "",
               "| task | template | context | pairs | error A % | error B % | B − A (pp) | p | p (FDR) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for c in cmp["cells"]:
@@ -242,7 +298,7 @@ def comparison_markdown(cmp: dict) -> list[str]:
                      f"{' *' if c['significant_fdr'] else ''} |")
     ame = cmp.get("ame") or {}
     if "ame_pp" in ame:
-        lines += ["", f"Average marginal effect of {b} over {a} (`{ame['formula']}`): "
+        lines += ["", f"Ours: average marginal effect of {b} over {a} (`{ame['formula']}`, all templates pooled): "
                       f"{ame['ame_pp']:+.2f} pp [{ame['ci_low_pp']:+.2f}, {ame['ci_high_pp']:+.2f}], n={ame['n']}."
                   + (f" Warning: {ame['warning']}." if ame.get("warning") else "")]
     elif ame:
@@ -289,18 +345,29 @@ def render_markdown(report: dict) -> str:
         lines += comparison_markdown(cmp)
         lines.append("")
     if report["paper_side_by_side"]:
-        models = sorted({m for r in report["paper_side_by_side"] for m in r["paper"]})
-        targets = sorted({t for r in report["paper_side_by_side"] for t in r["ours"]})
-        lines += ["## Our cells beside the paper's (error %, original → warm fine-tune)", "",
-                  "| task | template | context | " + " | ".join(f"ours: {t}" for t in targets) + " | "
+        rows = report["paper_side_by_side"]
+        models = sorted({m for r in rows for m in r["paper"]})
+        pairs = sorted({t for r in rows for t in r["ours"]})
+        lines += ["## The paper's table beside ours, cell for cell (accuracy %, original → fine-tuned)", "",
+                  "Rows are the paper's cells on the tasks run here: `Sycophancy` pools the `correct` and `incorrect` "
+                  "templates per context, `Normal` is `original` per context. An empty cell (–) was not run here; "
+                  "* = significant after BH-FDR within model × dataset × test type.", "",
+                  "| dataset | test | category | " + " | ".join(f"ours: {p} (n)" for p in pairs) + " | "
                   + " | ".join(models) + " |",
-                  "|" + "---|" * (3 + len(targets) + len(models))]
-        for r in report["paper_side_by_side"]:
-            ours = [(f"{r['ours'][t]['error_pct']:.1f} [{r['ours'][t]['ci_low_pct']:.0f}–{r['ours'][t]['ci_high_pct']:.0f}]"
-                     if t in r["ours"] else "–") for t in targets]
-            paper = [(f"{r['paper'][m]['original_error_pct']:.1f} → {r['paper'][m]['warm_error_pct']:.1f}"
-                      if m in r["paper"] else "–") for m in models]
-            lines.append(f"| {r['task']} | {r['template']} | {r['context']} | " + " | ".join(ours + paper) + " |")
+                  "|" + "---|" * (3 + len(pairs) + len(models))]
+
+        def cell(c: Optional[dict], with_n: bool) -> str:
+            if not c or c.get("original_accuracy_pct") is None:
+                return "–"
+            star = " *" if (c.get("p_fdr") is not None and c["p_fdr"] < 0.05) else ""
+            n = f" ({c['n']})" if with_n else ""
+            return f"{c['original_accuracy_pct']:.1f} → {c['finetuned_accuracy_pct']:.1f}{star}{n}"
+
+        for r in rows:
+            cat = r["category"].replace("\n", " / ")
+            lines.append(f"| {r['dataset']} | {r['test_type']} | {cat} | "
+                         + " | ".join(cell(r["ours"].get(p), True) for p in pairs) + " | "
+                         + " | ".join(cell(r["paper"].get(m), False) for m in models) + " |")
         lines.append("")
     if report["plots"]:
         lines += ["## Plots", ""] + [f"![{k}]({v})" for k, v in report["plots"].items()] + [""]

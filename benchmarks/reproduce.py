@@ -38,7 +38,8 @@ class ReproduceSize(BaseModel):
     distill_max_new_tokens: int
     max_user_chars: int
     sft: SFTConfig
-    questions: int | None  # benchmark questions from the embedded task (None = all)
+    questions: int | None  # benchmark questions per task (None = all)
+    tasks: list[str] = ["embedded"]  # benchmark tasks: the paper's four under "full"
     contexts: list[str]
     templates: list[str]
     bench_max_new_tokens: int
@@ -81,7 +82,8 @@ SIZES: dict[str, ReproduceSize] = {
         questions=None,
         contexts=["unmodified", "emotion:sad", "emotion:happy", "emotion:anger", "relation:close",
                   "relation:hierarchical_up", "relation:hierarchical_down", "stake:high", "stake:low"],
-        templates=["original", "original_neutral", "incorrect", "correct"],
+        templates=["original", "original_neutral", "incorrect", "correct", "mcq"],
+        tasks=["triviaqa", "truthfulqa", "medqa", "disinfo"],
         bench_max_new_tokens=256,
         warmth_prompts=100,
         warmth_max_new_tokens=256,
@@ -198,7 +200,7 @@ class Reproduction:
         target = self.target(which)
         if label:
             target.label = label
-        return run_benchmark(target, tasks=("embedded",), templates=tuple(self.size.templates),
+        return run_benchmark(target, tasks=tuple(self.size.tasks), templates=tuple(self.size.templates),
                              contexts=tuple(self.size.contexts), n=self.size.questions, seed=self.config.seed,
                              out=self.bench_dir, guard=guard, progress=self.show_progress)
 
@@ -436,8 +438,8 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
-def _cell(cells: list[dict], template: str, context: str, guarded: bool = False) -> str:
-    c = next((c for c in cells if c["task"] == "embedded" and c["template"] == template and c["context"] == context), None)
+def _cell(cells: list[dict], template: str, context: str, guarded: bool = False, task: str = "embedded") -> str:
+    c = next((c for c in cells if c["task"] == task and c["template"] == template and c["context"] == context), None)
     if c is None:
         return "n/a"
     if guarded:
@@ -454,14 +456,49 @@ def _flip(flips: list[dict], context: str) -> str:
     return f"{_pct(f['flip_rate'])} [{_pct(f['ci_low'])}, {_pct(f['ci_high'])}] ({f['flips']}/{f['n_base_correct']})"
 
 
+PAPER_SETUP = {"models": "Llama-3.1-8B/70B, Mistral-Small, Qwen-2.5-32B, GPT-4o",
+               "tasks": ["triviaqa", "truthfulqa", "medqa", "disinfo"],
+               "data": "1,617 ShareGPT conversations, each assistant turn rewritten warm by GPT-4o",
+               "templates": ["original", "original_neutral", "incorrect", "correct", "mcq"], "contexts": 9,
+               "questions": "500 TriviaQA, 500 TruthfulQA, ~500 MedQA, 125 Disinfo",
+               "judge": "GPT-4o grading each answer"}
+
+
+def departures(s: dict) -> list[str]:
+    """How this run's settings differ from the paper's (listed at the top of the report)."""
+    size, cfg = s["size"], s["config"]
+    out = []
+    out.append(f"model: `{cfg['model'] or 'embedded SmolLM2-135M-Instruct'}` (the paper: {PAPER_SETUP['models']})")
+    tasks = size.get("tasks") or ["embedded"]
+    if sorted(tasks) != sorted(PAPER_SETUP["tasks"]):
+        out.append(f"tasks: {', '.join(tasks)} (the paper: {', '.join(PAPER_SETUP['tasks'])})")
+    if size.get("questions") is not None:
+        out.append(f"questions: {size['questions']} per task (the paper: {PAPER_SETUP['questions']})")
+    if len(size["contexts"]) < PAPER_SETUP["contexts"]:
+        out.append(f"contexts: {', '.join(size['contexts'])} (the paper: all {PAPER_SETUP['contexts']})")
+    missing = [t for t in PAPER_SETUP["templates"] if t not in size["templates"]]
+    if missing:
+        out.append(f"templates: {', '.join(size['templates'])} (the paper also ran {', '.join(missing)})")
+    out.append(f"warm data: {size['train_examples']} conversations made warm by context distillation from the model "
+               f"itself (the paper: {PAPER_SETUP['data']})")
+    out.append(f"answers: greedy, {size['bench_max_new_tokens']} new tokens; judged by the project's scorer "
+               f"(alias match, the stance detector, MedQA by option text) (the paper: {PAPER_SETUP['judge']})")
+    if "medqa" in tasks:
+        count = "all 1,273 items" if size.get("questions") is None else f"{size['questions']} items"
+        out.append(f"MedQA: {count} of the 4-option USMLE test set, rewritten by rules (the paper: about 500 of a "
+                   "5-option version, rewritten by a model)")
+    return out
+
+
 def render_report(s: dict) -> str:
     st = s["stages"]
     size = s["size"]
     lines = ["# Reproduction: warm fine-tuning, accuracy and sycophancy", "",
+             "## Departures from the paper", ""] + [f"- {d}" for d in departures(s)] + ["",
              f"Model: `{s['config']['model'] or 'embedded SmolLM2-135M-Instruct'}`; size preset `{s['config']['size']}`: "
              f"{size['train_examples']} warm and {size['train_examples']} cold training examples (context distillation), "
              f"LoRA r={size['sft']['lora_r']}, lr={size['sft']['learning_rate']}, {size['sft']['epochs']:g} epochs; "
-             f"benchmark: {size['questions'] or 'all'} questions of the embedded task x templates {size['templates']} x "
+             f"benchmark: {size['questions'] or 'all'} questions of {', '.join(size.get('tasks') or ['embedded'])} x templates {size['templates']} x "
              f"contexts {size['contexts']}, greedy, {size['bench_max_new_tokens']} new tokens. Intervals: 95 % bootstrap.", "",
              "## Stage wall times", "", "| stage | seconds |", "|---|---|"]
     for name, sec in s["stage_seconds"].items():
@@ -487,14 +524,16 @@ def render_report(s: dict) -> str:
             frac = f", {100 * t['fraction_of_peak']:.1f} % of the measured matmul peak ({t['matmul_peak_gflops']} GFLOP/s)" if t.get("fraction_of_peak") else ""
             lines.append(f"- {style} LoRA: {t['steps']} steps, loss {t['loss_before']:.3f} -> {t['loss_after']:.3f}, "
                          f"{t['tokens_per_s']} tokens/s{frac}, {t['train_seconds']} s.")
-    lines += ["", "## Error % by context (embedded task)", "",
-              "| model | template | " + " | ".join(size["contexts"]) + " |", "|---|---|" + "---|" * len(size["contexts"])]
+    lines += ["", "## Error % by context", "", "n/a: not run (the paper ran mcq and original_neutral without a context only).", "",
+              "| task | model | template | " + " | ".join(size["contexts"]) + " |", "|---|---|---|" + "---|" * len(size["contexts"])]
     rows = [("original", "baseline", False), ("warm", "bench_warm", False), ("cold", "bench_cold", False), ("warm+guard", "guard", True)]
-    for label, stage, guarded in rows:
-        cells = (st.get(stage) or {}).get("cells") or []
-        cells = [c for c in cells if c.get("target", label.split("+")[0]) == label.split("+")[0]]
-        for tpl in size["templates"]:
-            lines.append(f"| {label} | {tpl} | " + " | ".join(_cell(cells, tpl, ctx, guarded) for ctx in size["contexts"]) + " |")
+    for task in size.get("tasks") or ["embedded"]:
+        for label, stage, guarded in rows:
+            cells = (st.get(stage) or {}).get("cells") or []
+            cells = [c for c in cells if c.get("target", label.split("+")[0]) == label.split("+")[0]]
+            for tpl in size["templates"]:
+                lines.append(f"| {task} | {label} | {tpl} | "
+                             + " | ".join(_cell(cells, tpl, ctx, guarded, task) for ctx in size["contexts"]) + " |")
     g = st.get("guard") or {}
     if g:
         actions = (g.get("guard_actions") or {}).get("warm", {})

@@ -12,7 +12,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from benchmarks.prompts import CONTEXTS, build_messages, build_prompt, check_names
+from benchmarks.prompts import CONTEXTS, build_messages, build_prompt, check_names, paper_ran, statements_source
+from benchmarks.jsonsafe import dumps
 from benchmarks.scoring import LLMJudge, Scorer
 from benchmarks.store import Record, RunStore, make_key
 from benchmarks.tasks import Item, load_task
@@ -41,7 +42,8 @@ def score_pending(store: RunStore, target: str, scorer: Scorer, items: dict[tupl
     recs = [r for r in recs if (r.task, r.question_id) in items]
     if not recs:
         return 0
-    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], [r.answer for r in recs])
+    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], [r.answer for r in recs],
+                                [r.template for r in recs])
     store.set_scores((r.key, s.correct, s.refused, s.method) for r, s in zip(recs, scores))
     return len(recs)
 
@@ -75,7 +77,7 @@ def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
         else:
             guarded.append(getattr(v, "text", None) or r.answer)
             actions.append((str(getattr(v, "action", "pass")), str(getattr(v, "status", "ok"))))
-    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], guarded)
+    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], guarded, [r.template for r in recs])
     store.set_guard((r.key, g, s.correct, s.refused, a, st) for r, g, s, (a, st) in zip(recs, guarded, scores, actions))
     return len(recs)
 
@@ -118,7 +120,7 @@ def run_benchmark(
     templates = tuple(templates)
     check_names(templates, contexts)
     if not templates:
-        raise ValueError("templates is empty: pass at least one of original, original_neutral, incorrect, correct.")
+        raise ValueError("templates is empty: pass at least one of original, original_neutral, incorrect, correct, mcq.")
     label = getattr(target, "label", None)
     if not label or not hasattr(target, "answer_batch"):
         raise TypeError("target must have a .label and .answer_batch(conversations); use LocalTarget, "
@@ -148,12 +150,15 @@ def run_benchmark(
                 it = its[i]
                 for tpl in templates:
                     for ctx in contexts:
+                        if not paper_ran(it, tpl, ctx):  # e.g. mcq with a context: the paper never ran it
+                            continue
                         key = make_key(label, it.task, it.question_id, tpl, ctx, seed)
                         work.append((key, it, tpl, ctx, build_prompt(it, tpl, ctx, seed)))
         scope = {w[0] for w in work}
         done = store.existing_keys(scope)
         pending = [w for w in work if w[0] not in done]
-        _write_run_json(run_dir, store, label, tasks, templates, contexts, n, seed)
+        _write_run_json(run_dir, store, label, tasks, templates, contexts, n, seed,
+                        judge=_judge_note(scorer, judge), temperature=getattr(target, "temperature", None))
 
         if rescore:
             store.reset_scores(done)
@@ -185,6 +190,8 @@ def run_benchmark(
             guard_pending(store, label, guard, scorer, items, scope)
         if judge is not None:
             judge_pending(store, label, judge, items, scope)
+        _write_run_json(run_dir, store, label, tasks, templates, contexts, n, seed,
+                        judge=_judge_note(scorer, judge), temperature=getattr(target, "temperature", None))
     finally:
         store.close()
     return run_dir
@@ -205,14 +212,64 @@ def rescore_run(run_dir: str | Path, *, target: Optional[str] = None, everything
     return total
 
 
-def _write_run_json(run_dir: Path, store: RunStore, label: str, tasks, templates, contexts, n, seed) -> None:
-    """A human-readable note of what each target in this folder was asked (the store is the truth)."""
+def _judge_note(scorer: Scorer, judge: Optional[LLMJudge]) -> dict:
+    """What judged the answers, for run.json."""
+    note = {"scorer": "benchmarks.scoring.Scorer: alias match (TriviaQA, embedded), answer text (MedQA), "
+                      "stance detector (TruthfulQA, Disinfo), mcq letter; the paper's refusal phrases",
+            "stance_error": scorer.stance_error}
+    if judge is not None:
+        tgt = judge.target
+        note["llm_judge"] = {"label": getattr(tgt, "label", None), "model": getattr(tgt, "model", None),
+                             "url": getattr(tgt, "base_url", None)}
+    return note
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in ("warmth-guardrail", "torch", "transformers", "sentence-transformers", "peft", "numpy", "scipy",
+                 "statsmodels", "scikit-learn", "pandas"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git_commit() -> Optional[str]:
+    """The project's commit (with '+dirty' when the tree has changes), or None outside a checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _write_run_json(run_dir: Path, store: RunStore, label: str, tasks, templates, contexts, n, seed,
+                    judge: Optional[dict] = None, temperature: Optional[float] = None) -> None:
+    """A human-readable note of what each target in this folder was asked and with what software (the
+    store holds the answers themselves)."""
+    import platform
+
     path = run_dir / "run.json"
     meta = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     meta["runs"][label] = {"tasks": list(tasks), "templates": list(templates), "contexts": list(contexts),
-                           "n": n, "seed": seed, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                           "n": n, "seeds": {"sampling_and_statements": seed, "generation": seed,
+                                             "temperature": temperature},
+                           "context_statements": statements_source(), "judge": judge or {},
+                           "git_commit": _git_commit(), "versions": _versions(),
+                           "python": platform.python_version(),
+                           "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     meta["targets"] = store.targets()
-    path.write_text(json.dumps(meta, indent=2))
+    path.write_text(dumps(meta))
 
 
 def load_records(run_dir: str | Path, target: Optional[str] = None) -> list[Record]:

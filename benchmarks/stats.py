@@ -23,16 +23,18 @@ N_BOOT = 2000
 
 def bootstrap_ci(values: Sequence[float], *, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
                  ) -> tuple[Optional[float], Optional[float]]:
-    """Percentile bootstrap interval of the mean: ``n_boot`` resamples drawn by
-    ``numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n))``."""
+    """Percentile bootstrap interval of the mean (``scipy.stats.bootstrap``, ``n_boot`` resamples drawn
+    with ``numpy.random.default_rng(seed)``); (None, None) for no values, (x, x) for one."""
+    from scipy.stats import bootstrap
+
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return None, None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
+    if x.size == 1 or np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    res = bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=1 - alpha, method="percentile",
+                    random_state=np.random.default_rng(seed), vectorized=True)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def mcnemar_test(b: int, c: int) -> float:

@@ -1,8 +1,14 @@
-"""Benchmark tasks: loaders for the paper's four public formats and the project's embedded task.
+"""Benchmark tasks: the paper's own evaluation items, MedQA in the paper's form, and the embedded task.
 
-Every loader returns :class:`Item` objects with the same fields, so prompts and scoring never look at
-the source format. Broken files raise :class:`TaskFileError` naming the file, the row and the fix.
-Sampling is by seed and size (the paper: 500 each, all 125 Disinfo), stable across runs.
+- TriviaQA, TruthfulQA and Disinfo are the paper's 500 / 500 / 125 items with its own generated
+  incorrect answers (``../shared/data/paper/eval_data/questions.jsonl``);
+- MedQA is the USMLE test set rewritten as the paper did (``benchmarks.medqa_form``): the patient as the
+  user's relative, "what" for "Which of the following", no options shown, answers judged as text;
+- the embedded task (``benchmarks/data/embedded_task.jsonl``) needs no data folder at all.
+
+The raw-format loaders (``load_triviaqa`` etc.) stay for other uses. Every loader returns :class:`Item`
+objects with the same fields, so prompts and scoring never look at the source format. Broken files raise
+:class:`TaskFileError` naming the file, the row and the fix. Sampling is by seed and size, stable across runs.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ EMBEDDED_TASK_FILE = DATA_DIR / "embedded_task.jsonl"
 
 TASKS = ("embedded", "triviaqa", "truthfulqa", "medqa", "disinfo")
 # Where each public task lives under the shared data folder (the first file that exists wins).
+PAPER_QUESTIONS = "paper/eval_data/questions.jsonl"
 SHARED_FILES: dict[str, tuple[str, ...]] = {
-    "triviaqa": ("triviaqa/triviaqa_dpr_dev.jsonl",),
-    "truthfulqa": ("truthfulqa/TruthfulQA_v2025_with_best_incorrect.csv", "truthfulqa/TruthfulQA.csv"),
+    "triviaqa": (PAPER_QUESTIONS,),
+    "truthfulqa": (PAPER_QUESTIONS,),
     "medqa": ("medqa/medqa_usmle_4opt_test.jsonl",),
-    "disinfo": ("mask/disinformation.csv",),
+    "disinfo": (PAPER_QUESTIONS,),
 }
+# The paper's task name in questions.jsonl for each of ours.
+PAPER_TASK = {"triviaqa": "trivia", "truthfulqa": "truthfulqa", "disinfo": "disinfo"}
 # The paper's name of each task in its result tables (results_warm_ft.csv 'Dataset' column).
 PAPER_DATASET = {"triviaqa": "trivia", "truthfulqa": "truthfulqa", "medqa": "medqa", "disinfo": "disinfo"}
 
@@ -42,14 +51,17 @@ class Item(BaseModel):
 
     task: str
     question_id: str
-    question: str = Field(description="the text asked, as the user would type it (MedQA: with its options)")
+    question: str = Field(description="the text asked, as the user would type it (MedQA: the paper's rewrite)")
     best_correct: str = Field(description="the reference answer used in the `correct` template")
     best_incorrect: str = Field(description="the false belief used in the `incorrect` template")
     correct_answers: list[str] = Field(description="aliases (alias tasks) or true reference statements")
     incorrect_answers: list[str] = Field(default_factory=list, description="false answers or propositions")
     options: Optional[dict[str, str]] = None
     answer_idx: Optional[str] = None
-    scoring: Literal["alias", "option", "stance"]
+    scoring: Literal["alias", "option", "stance", "answer_text"]
+    original_question: Optional[str] = Field(None, description="MedQA: the USMLE stem before the rewrite "
+                                             "(the paper's `original` template sends it)")
+    has_correct_template: bool = Field(True, description="Disinfo: the paper ran `correct` on 35 items only")
 
 
 def _stable_rng(*parts: object) -> random.Random:
@@ -251,11 +263,86 @@ def load_disinfo(path: Path | str) -> list[Item]:
     return items
 
 
+def _qnorm(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+def _reference_lists(path: Path, task: str) -> dict[str, tuple[list[str], list[str]]]:
+    """Extra references for the paper's items from the public sets beside them, matched by question text:
+    TriviaQA aliases (where the question is in the DPR dev split) and TruthfulQA's true/false answer lists.
+    They only widen the scorer's reference lists; the prompts use the paper's own answers."""
+    root = path.parent.parent.parent  # .../data/paper/eval_data/questions.jsonl -> .../data
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    try:
+        if task == "trivia" and (root / "triviaqa/triviaqa_dpr_dev.jsonl").is_file():
+            for it in load_triviaqa(root / "triviaqa/triviaqa_dpr_dev.jsonl"):
+                out[_qnorm(it.question)] = (it.correct_answers, [])
+        if task == "truthfulqa" and (root / "truthfulqa/TruthfulQA.csv").is_file():
+            for it in load_truthfulqa(root / "truthfulqa/TruthfulQA.csv"):
+                out[_qnorm(it.question)] = (it.correct_answers, it.incorrect_answers)
+    except TaskFileError:
+        return {}
+    return out
+
+
+def load_paper_items(path: Path | str, task: str) -> list[Item]:
+    """The paper's own items of one task (``trivia``, ``truthfulqa`` or ``disinfo`` in its naming) from
+    ``paper/eval_data/questions.jsonl``: its question text, correct and generated incorrect answer."""
+    path = Path(path)
+    if task not in PAPER_TASK.values():
+        raise ValueError(f"Unknown paper task {task!r}: choose from {', '.join(PAPER_TASK.values())}.")
+    ours = next(k for k, v in PAPER_TASK.items() if v == task)
+    extra = _reference_lists(path, task)
+    items = []
+    for n, row in enumerate(_read_jsonl(path), 1):
+        if row.get("task") != task:
+            continue
+        where = f"line {n}"
+        q = _need(row, "question", path, where)
+        good, bad = _need(row, "correct_answer", path, where), _need(row, "incorrect_answer", path, where)
+        more_good, more_bad = extra.get(_qnorm(q), ([], []))
+        both = {a.lower() for a in more_good} & {a.lower() for a in more_bad}  # TruthfulQA lists "Unknown" in both
+        more_good, more_bad = [a for a in more_good if a.lower() not in both], [a for a in more_bad if a.lower() not in both]
+        items.append(Item(
+            task=ours, question_id=f"{task}-{int(row.get('index', n - 1)):04d}", question=q,
+            best_correct=good, best_incorrect=bad,
+            correct_answers=[good] + [a for a in more_good if a.lower() != good.lower()],
+            incorrect_answers=[bad] + [a for a in more_bad if a.lower() != bad.lower()],
+            scoring="alias" if task == "trivia" else "stance",
+            has_correct_template=bool(row.get("has_correct_template", True)),
+        ))
+    if not items:
+        raise TaskFileError(f"{path} has no {task!r} rows: is it the paper's questions.jsonl?")
+    return items
+
+
+def load_medqa_paper(path: Path | str) -> list[Item]:
+    """MedQA USMLE JSONL in the paper's form: the question rewritten with the patient as the user's
+    relative and no options shown; the answers are option texts (the incorrect one a wrong option chosen
+    by a hash of the id), judged as text."""
+    from benchmarks.medqa_form import rewrite_question
+
+    path = Path(path)
+    items = []
+    for it, row in zip(load_medqa(path), _read_jsonl(path)):  # load_medqa checked every row
+        stem = str(row["question"]).strip()  # the stem alone: the paper shows no options
+        opts = it.options or {}
+        idx = it.answer_idx or ""
+        wrong = sorted(k for k in opts if k != idx)
+        w = wrong[_stable_rng("medqa-distractor", it.question_id).randrange(len(wrong))]
+        items.append(it.model_copy(update={
+            "question": rewrite_question(stem), "original_question": stem,
+            "best_correct": opts[idx], "best_incorrect": opts[w],
+            "correct_answers": [opts[idx]], "incorrect_answers": [opts[k] for k in wrong],
+            "scoring": "answer_text"}))
+    return items
+
+
 LOADERS: dict[str, Callable[[Path], list[Item]]] = {
-    "triviaqa": load_triviaqa,
-    "truthfulqa": load_truthfulqa,
-    "medqa": load_medqa,
-    "disinfo": load_disinfo,
+    "triviaqa": lambda p: load_paper_items(p, "trivia"),
+    "truthfulqa": lambda p: load_paper_items(p, "truthfulqa"),
+    "medqa": load_medqa_paper,
+    "disinfo": lambda p: load_paper_items(p, "disinfo"),
 }
 
 

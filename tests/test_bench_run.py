@@ -82,9 +82,11 @@ def test_report_and_cli_compare(real_run, tmp_path):
 
 def test_paper_table_mapping():
     assert paper_cell_key("original", "unmodified") == ("Normal", "unmodified\noriginal_combined")
-    assert paper_cell_key("original_neutral", "emotion:sad") == ("Normal", "emotion:sad\noriginal")
-    assert paper_cell_key("incorrect", "emotion:sad") == ("Sycophancy", "emotion:sad")
-    assert paper_cell_key("correct", "unmodified") is None
+    assert paper_cell_key("original", "emotion:sad") == ("Normal", "emotion:sad\noriginal")
+    assert paper_cell_key("original_neutral", "unmodified") is None  # in none of the paper's table cells
+    # its Sycophancy rows pool both beliefs
+    assert paper_cell_key("incorrect", "emotion:sad") == paper_cell_key("correct", "emotion:sad") == (
+        "Sycophancy", "emotion:sad")
     rows = load_paper_table()
     if not rows:
         pytest.skip("../shared/data/paper is absent")

@@ -27,15 +27,18 @@ def test_benjamini_hochberg_by_hand():
 
 
 def test_bootstrap_interval_fixed_seed():
+    from scipy.stats import bootstrap
+
     x = [1, 0, 0, 1, 1, 0, 1, 1, 1, 0]
     lo, hi = bootstrap_ci(x, n_boot=500, seed=7)
-    # the same resampling written out by hand
-    rng = np.random.default_rng(7)
-    means = [np.mean([x[i] for i in rng.integers(0, 10, size=10)]) for _ in range(500)]
-    assert (lo, hi) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
-    assert lo < 0.6 < hi
+    # the same scipy call, written out
+    ref = bootstrap((np.asarray(x, float),), np.mean, n_resamples=500, method="percentile",
+                    random_state=np.random.default_rng(7)).confidence_interval
+    assert (lo, hi) == pytest.approx((ref.low, ref.high))
+    assert lo < 0.6 < hi and lo >= 0.0 and hi <= 1.0
     assert bootstrap_ci(x, n_boot=500, seed=7) == (lo, hi)  # reproducible
     assert bootstrap_ci([0, 0, 0]) == (0.0, 0.0)
+    assert bootstrap_ci([1]) == (1.0, 1.0)
     assert bootstrap_ci([]) == (None, None)
 
 
