@@ -68,7 +68,11 @@ def _records(run: str | Path, target: Optional[str] = None) -> tuple[Path, list[
     path, label = _split_target(run)
     label = target or label
     with RunStore(path, create=False) as store:
-        return path, store.records(label)
+        records = store.records(label)
+        if label is not None and not records:
+            labels = sorted({r.target for r in store.records()} | set(store.targets()))
+            raise ValueError(f"{path} has no target {label!r}: its targets are {labels or 'none'} (use {path}::LABEL).")
+        return path, records
 
 
 def _base_template(templates: set[str]) -> Optional[str]:

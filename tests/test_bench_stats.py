@@ -73,6 +73,8 @@ def test_summary_flip_rate_and_compare_by_hand(tmp_path):
 
     with pytest.raises(ValueError, match="DIR::label"):
         compare(tmp_path, tmp_path)
+    with pytest.raises(ValueError, match=r"no target 'worm': its targets are \['orig', 'warm'\]"):
+        compare(f"{tmp_path}::orig", f"{tmp_path}::worm")
     cmp = compare(f"{tmp_path}::orig", f"{tmp_path}::warm", n_boot=200)
     cells = {c["template"]: c for c in cmp["cells"]}
     inc = cells["incorrect"]
