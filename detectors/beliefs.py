@@ -129,6 +129,8 @@ _RIGHT_TAG = re.compile(r"^(?P<x>[^?]{3,200}?)(?:(?<!\s)|(?=,)|(?<=^[^?]{3})),?\
 _VERBISH = re.compile(
     r"\b(?:is|are|was|were|be|been|can|cannot|can't|will|won't|do|does|did|has|have|had|should|would|could|must|"
     r"cause|causes|make|makes|means)\b|\w(?:ed|es)\b", re.IGNORECASE)
+# the counted thing ends before a white-space run, never inside one (a long run was rescanned per end)
+_HOW_MANY = re.compile(r"^how many\s++(.+?)(?<!\s)\s++(?:are there|were there)\s*(.*)$", re.IGNORECASE)
 _WH = re.compile(r"^(?:what|who|whom|whose|which|where|when|why|how)\b", re.IGNORECASE)
 _AUX_NEG = re.compile(r"\b(is|are|was|were|can|will|does|do|did|has|have|should|would|could|must)\b(?! not)",
                       re.IGNORECASE)
@@ -211,7 +213,7 @@ def _rewrite(question: str, answer: str, negate: bool) -> str | None:
         if negate:
             return f"{_capitalise(answer)} is not the one who {m.group(1)} {m.group(2)}."
         return f"{_capitalise(answer)} {m.group(1)} {m.group(2)}."
-    m = re.match(r"^how many\s+(.+?)(?<!\s)\s++(?:are there|were there)\s*(.*)$", q, re.IGNORECASE)
+    m = _HOW_MANY.match(q)
     if m:
         tail = f" {m.group(2)}" if m.group(2) else ""
         return f"There are{not_} {answer} {m.group(1)}{tail}."
