@@ -24,9 +24,9 @@ import numpy as np
 
 from detectors import models
 from detectors.emotion_encoder import ADAPTER_FILE, TunedEmotionScorer
-from detectors.tokens import TokenizerCore
-from detectors.encoder import get_encoder
+from detectors.encoder import MAX_TOKENS, get_encoder
 from detectors.text import SEPARATOR, validate_text, window
+from detectors.tokens import TokenizerCore
 from detectors.types import EmotionScores
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -234,14 +234,14 @@ class CrisisScorer:
 
 def read_window(text: str, core: TokenizerCore) -> tuple[str, bool]:
     """(what the encoders and the lexical model read of ``text``, whether anything was left out): the whole
-    text when it has at most ``HEAD_TOKENS + TAIL_TOKENS`` word pieces, else the first ``HEAD_TOKENS`` and
-    the last ``TAIL_TOKENS`` of its first and last ``HEAD_CHARS``/``TAIL_CHARS`` characters."""
+    text when it fits the encoders' window (``MAX_TOKENS``, as before), else the first ``HEAD_TOKENS`` and
+    the last ``TAIL_TOKENS`` word pieces of its first and last ``HEAD_CHARS``/``TAIL_CHARS`` characters."""
     view = window(text, HEAD_CHARS, TAIL_CHARS)
-    cut = view.truncated
-    if len(view.text) <= HEAD_TOKENS + TAIL_TOKENS:  # a word piece covers at least one character
+    cut, room = view.truncated, MAX_TOKENS - 2  # [CLS] and [SEP]
+    if len(view.text) <= room:  # a word piece covers at least one character
         return view.text, cut
     ((_, offsets),) = core.pieces([view.text])
-    if len(offsets) <= HEAD_TOKENS + TAIL_TOKENS:
+    if len(offsets) <= room:
         return view.text, cut
     head_end, tail_start = offsets[HEAD_TOKENS - 1][1], offsets[len(offsets) - TAIL_TOKENS][0]
     return view.text[:head_end] + SEPARATOR + view.text[tail_start:], True
