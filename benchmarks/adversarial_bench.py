@@ -27,6 +27,7 @@ from typing import Any, Callable
 SIZES = (2_000, 20_000, 200_000)
 FUNCTIONS = ("sentence_spans", "extract_beliefs", "emotion", "stance", "guard")
 TARGET_RATIO = 5.0
+LOAD_SECONDS = 300.0  # loading the models in a fresh worker (ONNX exports on a first run take longer)
 DRAFT = "I'm so sorry you're going through this. The capital of Australia is Canberra, not Sydney."
 
 
@@ -125,6 +126,13 @@ def worker_main() -> None:
     worker = _Worker()
     for line in sys.stdin:
         job = json.loads(line)
+        if "load" in job:  # load the models (and warm up) before any timed job, outside the cap
+            try:
+                worker.call(job["load"], PATTERNS["normal"][0](2_000))
+            except Exception:
+                pass
+            print(json.dumps({"loaded": job["load"]}), flush=True)
+            continue
         try:
             result = worker.time(job["function"], job["pattern"], job["size"])
         except Exception as exc:  # a crash is a finding (the old ONNX race), not the end of the run
@@ -138,6 +146,7 @@ class _Driver:
     def __init__(self, cap: float) -> None:
         self.cap = cap
         self.proc: subprocess.Popen[str] | None = None
+        self.loaded: set[str] = set()
 
     def _start(self) -> subprocess.Popen[str]:
         if self.proc is None or self.proc.poll() is not None:
@@ -145,24 +154,31 @@ class _Driver:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         return self.proc
 
-    def run(self, function: str, pattern: str, size: int, load_allowance: float) -> dict[str, Any] | None:
-        """The job's result, or None when it ran past the cap (the worker is then killed)."""
+    def _ask(self, message: dict[str, Any], seconds: float) -> dict[str, Any] | None:
         import select
 
         proc = self._start()
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps({"function": function, "pattern": pattern, "size": size}) + "\n")
+        proc.stdin.write(json.dumps(message) + "\n")
         proc.stdin.flush()
-        # each job runs up to 6 timed calls plus a 2 KB warm call; models load on a worker's first job
-        ready, _, _ = select.select([proc.stdout], [], [], self.cap * 7 + load_allowance)
+        ready, _, _ = select.select([proc.stdout], [], [], seconds)
         if ready:
             line = proc.stdout.readline()
             if line:
                 return json.loads(line)
         proc.kill()
         proc.wait()
-        self.proc = None
+        self.proc, self.loaded = None, set()
         return None
+
+    def run(self, function: str, pattern: str, size: int) -> dict[str, Any] | None:
+        """The job's result, or None when it ran past the cap (the worker is then killed)."""
+        if function not in self.loaded:  # models load (once per worker) outside the cap
+            if self._ask({"load": function}, LOAD_SECONDS) is None:
+                return None
+            self.loaded.add(function)
+        # a job is up to 6 timed calls plus a 2 KB warm call
+        return self._ask({"function": function, "pattern": pattern, "size": size}, self.cap * 7)
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -207,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"{'function':<16}{'pattern':<17}" + "".join(f"{n:>12,}" for n in args.sizes)
               + f"{'ratio':>9}  target          status")
     print(header)
-    loaded: set[str] = set()
     try:
         for function in args.functions:
             for pattern in args.patterns:
@@ -217,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     if over:
                         times.append(None)
                         continue
-                    allowance = 0.0 if function in loaded else 180.0
-                    result = driver.run(function, pattern, size, allowance)
-                    loaded = set() if result is None else loaded | {function}
+                    result = driver.run(function, pattern, size)
                     if result is None:
                         times.append(None)
                         status, over = f">{args.cap:g}s at {size:,}", True
