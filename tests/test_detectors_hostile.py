@@ -83,7 +83,24 @@ def test_crisis_pair_pattern_finds_the_same_lines(s):
     from detectors.emotion import _CuePattern
 
     pair = _CuePattern(r"\bcan'?t (?:go on|do this) anymore\b", r"\b(?:die|dead|life|living)\b")
-    assert pair.search(s) == bool(OLD_CRISIS.search(s))
+    assert pair.search(s.lower()) == bool(OLD_CRISIS.search(s))
+
+
+CRISIS_PIECES = ["I ", "want to die", "kill myself", "skill myself", "suicidal", "SUICIDE", "_suicide", "self-harm",
+                 "end it all", "lol", "killing me", "can't go on anymore", " life", "\n", " ", ".", "é", "x", "K"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(CRISIS_PIECES), max_size=12).map("".join))
+def test_crisis_patterns_hit_as_the_case_insensitive_originals(s):
+    import json
+
+    from detectors.emotion import CRISIS_FILE, CrisisScorer
+
+    spec = json.loads(CRISIS_FILE.read_text())
+    originals = [re.compile(p if isinstance(p, str) else f"{p['cue']}.*{p['then']}", re.IGNORECASE) for p in spec["patterns"]]
+    scorer = CrisisScorer()
+    assert [p.search(s.lower()) for p in scorer.patterns] == [bool(p.search(s)) for p in originals]
 
 
 def test_the_shipped_crisis_file_uses_the_pair_form():
