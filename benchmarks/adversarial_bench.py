@@ -108,13 +108,13 @@ class _Worker:
         return "ok"
 
     def time(self, function: str, pattern: str, size: int, budget: float = 1.0) -> dict[str, Any]:
-        """Best of a few runs, each on a text no earlier run read (a unique 8-character opening, inside
+        """Best of a few runs, each on a text no earlier run read (a unique opening, inside
         every window), so the encoders' caches never answer."""
         build = PATTERNS[pattern][0]
         self.call(function, build(min(size, 2_000)))  # load models outside the timing
         best, runs, spent, status = float("inf"), 0, 0.0, "ok"
         while runs < 5 and (runs == 0 or spent < budget):
-            tag = f"{runs}{size:>6} "
+            tag = f"{function[:3]}{runs}{size} "  # unique per function too: they share the encoder cache
             text = tag + build(size - len(tag))
             started = time.perf_counter()
             status = self.call(function, text)
