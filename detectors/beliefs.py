@@ -10,13 +10,20 @@ Non-English text gets a language guess and no beliefs.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
-from detectors.text import sentence_spans, validate_text
+from detectors.text import sentence_spans, validate_text, window
 from detectors.types import Belief, BeliefReport
 
-__all__ = ["extract_beliefs", "guess_language"]
+__all__ = ["extract_beliefs", "guess_language", "HEAD_CHARS", "TAIL_CHARS"]
+
+# The window a long message is read through (see ``extract_beliefs``): a user's question and belief sit
+# at the start or, most often, the end of a long message; 5,000 characters is about 1,000 words.
+HEAD_CHARS = 2_000
+TAIL_CHARS = 3_000
 
 # --- language guess: share of each language's commonest function words among the message's words ---
 _STOPWORDS = {
@@ -74,42 +81,56 @@ _NEG_THINK = r"(?:don'?t|do not|dont|didn'?t|did not)"
 _CUES: list[tuple[str, str, bool, float, str]] = [
     # negated first: "I don't think" must not be read as "I think"
     (rf"\b(?:i {_NEG_THINK} (?:really )?(?:think|believe|reckon|feel like)|i doubt|{_IM} not (?:convinced|so sure)|"
-     rf"{_IM} not sure)\b(?:\s+that)?", "negated", True, 0.8, ""),
+     rf"{_IM} not sure)\b(?:\s++that)?", "negated", True, 0.8, ""),
     (r"\b(?:i(?:'m| am|m) not (?:sure|certain),? but|not sure,? but|i could be wrong,? but|correct me if i'?m wrong,? but)\b",
      "hedged", False, 0.6, ""),
     (rf"\b(?:{_I} (?:really |honestly |strongly |still |always |genuinely )?(?:think|thnk|thinkk|believe|beleive|belive|"
      rf"reckon|know|remember|recall|learned|learnt|was taught|were taught|read|heard|thought|believed|was told)|"
      rf"{_IM} (?:pretty |quite |fairly |very |absolutely |completely |totally |so |100% |really )?"
      rf"(?:sure|certain|positive|convinced|confident)|pretty sure|(?:i )?bet|everyone knows|we all know|"
-     rf"obviously|clearly|of course)\b(?:\s+that)?", "explicit", False, 0.9, ""),
+     rf"obviously|clearly|of course)\b(?:\s++that)?", "explicit", False, 0.9, ""),
     (r"\bmy (?:\w+ ){0,2}(?:friend|friends|mom|mum|mother|dad|father|teacher|doctor|brother|sister|boss|wife|husband|"
      r"partner|girlfriend|boyfriend|professor|grandma|grandpa|coworker|colleague|uncle|aunt|son|daughter)s? "
-     r"(?:told me|says|said|told us|swears|insists|thinks|believes|claims)(?:\s+that)?\b", "explicit", False, 0.8, "told"),
-    (r"\b(?:i guess|i suppose|i suspect|maybe|perhaps|probably|possibly|might be|could be|i wonder if)\b(?:\s+that)?",
+     r"(?:told me|says|said|told us|swears|insists|thinks|believes|claims)(?:\s++that)?\b", "explicit", False, 0.8, "told"),
+    (r"\b(?:i guess|i suppose|i suspect|maybe|perhaps|probably|possibly|might be|could be|i wonder if)\b(?:\s++that)?",
      "hedged", False, 0.6, ""),
     (r"\b(?:isn'?t it|isnt it|is it not|wasn'?t it|aren'?t they|won'?t it|doesn'?t it|isn'?t that|could it be)\b",
      "hedged", False, 0.6, "isnt-it"),
-    (r"(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n]))\s*(?:since|given that|now that|considering that|seeing as)\b", "presupposed",
-     False, 0.7, ""),
 ]
+# "since X, how ...": a premise keyword at the start of the text or of a sentence (after . ! ? or a line
+# break, and any white space). Written as ``(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n]))\s*(?:since|...)\b`` it
+# rescans a run of white space from every position in it; ``_presupposition_cues`` finds the same
+# matches in one pass: the keyword with the white space before it, tried only from the run's start.
+_PREMISE = re.compile(r"(?<!\s)\s*+(?:since|given that|now that|considering that|seeing as)\b", re.IGNORECASE)
+_PREMISE_CUE = ("presupposed", False, 0.7, "")
 _CUE_RES = [(re.compile(p, re.IGNORECASE), k, n, c, t) for p, k, n, c, t in _CUES]
 _SENTENCE_END = re.compile(r"[.!?;\n]")
+# Every white-space run below is entered only from its first character ``(?<!\s)`` and never given back
+# (``\s++``): the words after it start with a letter, so this finds the same leftmost match in one pass
+# where ``\s+`` rescanned the run from each of its positions ("I think" + 8,000 spaces took 8 s).
 _CLAUSE_END = re.compile(
-    r",?\s+(?:but|so|though|although|and i\b|and my\b|and that'?s|which is why|because|cuz|lol|haha)|,\s*and\b\b|"
-    r"\s+-+\s|,\s*(?:right|is that (?:right|true|correct)|isn'?t it|no)\s*(?=[?.!]|$)|"
-    r",\s*(?=(?:how|what|why|where|when|which|who|should|can|could|do|does|is|am|are|will|would)\b)",
+    r",?(?<!\s)\s++(?:but|so|though|although|and i\b|and my\b|and that'?s|which is why|because|cuz|lol|haha)|"
+    r",\s*+and\b|(?<!\s)\s++-++\s|,\s*+(?:right|is that (?:right|true|correct)|isn'?t it|no)\s*+(?=[?.!]|$)|"
+    r",\s*+(?=(?:how|what|why|where|when|which|who|should|can|could|do|does|is|am|are|will|would)\b)",
     re.IGNORECASE,
 )
-_BELIEVE_IT = re.compile(r",?\s*and (?:i|we) (?:believe|trust|think) (?:it|him|her|them|that)\b.*$", re.IGNORECASE)
+_BELIEVE_IT = re.compile(r",?(?<!\s)\s*+and (?:i|we) (?:believe|trust|think) (?:it|him|her|them|that)\b.*+$",
+                         re.IGNORECASE)
+TOLD_REACH = 1_000  # how far after "my friend told me" an "and I believe it" is looked for
 _ANSWER = re.compile(
     r"^(?:that\s+)?(?:it(?:'s| is| was| would be| should be|s)|its|the answer(?: is|'s| would be| should be| was)|"
     r"the answer to (?:that|this|it) is|that'?s|thats|they(?:'re| are)|he(?:'s| is)|she(?:'s| is))\s+(?P<a>.+)$",
     re.IGNORECASE,
 )
-_RIGHT_TAG = re.compile(r"^(?P<x>[^?]{3,200}?),?\s*(?:right|correct|no|yeah|isn'?t it)\s*\?+\s*$", re.IGNORECASE)
+# x may end in white space only before a comma or at its 3-character minimum: the match is the same as
+# with ``,?\s*`` after any x, without rescanning a long run of white space for each of x's 200 lengths.
+_RIGHT_TAG = re.compile(r"^(?P<x>[^?]{3,200}?)(?:(?<!\s)|(?=,)|(?<=^[^?]{3})),?\s*+"
+                        r"(?:right|correct|no|yeah|isn'?t it)\s*+\?++\s*+$", re.IGNORECASE)
 _VERBISH = re.compile(
     r"\b(?:is|are|was|were|be|been|can|cannot|can't|will|won't|do|does|did|has|have|had|should|would|could|must|"
     r"cause|causes|make|makes|means)\b|\w(?:ed|es)\b", re.IGNORECASE)
+# the counted thing ends before a white-space run, never inside one (a long run was rescanned per end)
+_HOW_MANY = re.compile(r"^how many\s++(.+?)(?<!\s)\s++(?:are there|were there)\s*(.*)$", re.IGNORECASE)
 _WH = re.compile(r"^(?:what|who|whom|whose|which|where|when|why|how)\b", re.IGNORECASE)
 _AUX_NEG = re.compile(r"\b(is|are|was|were|can|will|does|do|did|has|have|should|would|could|must)\b(?! not)",
                       re.IGNORECASE)
@@ -134,7 +155,7 @@ def _find_question(text: str, sentences: list[tuple[int, int]]) -> tuple[str, tu
             continue
         if _RIGHT_TAG.match(body) and not _WH.match(body):
             continue
-        body = re.sub(r",\s*(?:isn'?t it|isnt it|right|no|wasn'?t it|or is it)\b.*$", "?", body, flags=re.IGNORECASE)
+        body = re.sub(r",\s*+(?:isn'?t it|isnt it|right|no|wasn'?t it|or is it)\b.*+$", "?", body, flags=re.IGNORECASE)
         # a question after a presupposition: "since X, how do I ...?" -> the part after the comma
         part = re.split(r",\s*(?=(?:how|what|why|where|when|which|who|should|can|could|do|does|is|am)\b)", body,
                         maxsplit=1, flags=re.IGNORECASE)
@@ -192,7 +213,7 @@ def _rewrite(question: str, answer: str, negate: bool) -> str | None:
         if negate:
             return f"{_capitalise(answer)} is not the one who {m.group(1)} {m.group(2)}."
         return f"{_capitalise(answer)} {m.group(1)} {m.group(2)}."
-    m = re.match(r"^how many\s+(.+?)\s+(?:are there|were there)\s*(.*)$", q, re.IGNORECASE)
+    m = _HOW_MANY.match(q)
     if m:
         tail = f" {m.group(2)}" if m.group(2) else ""
         return f"There are{not_} {answer} {m.group(1)}{tail}."
@@ -237,9 +258,59 @@ def _content_end(text: str, start: int, limit: int) -> int:
     return end
 
 
+def _presupposition_cues(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each premise cue, as the one-regex form in the comment above ``_PREMISE`` finds them:
+    the match starts at the first position of the white space before the keyword that follows the text's
+    start, a . ! ? or a line break (directly, or after one white-space character)."""
+    for match in _PREMISE.finditer(text):
+        run_start, key = match.start(), match.end() - len(match.group().lstrip())
+        if run_start == 0 or text[run_start - 1] in ".!?":
+            yield run_start, match.end()
+            continue
+        newline = text.find("\n", run_start, key)  # after a line break inside the run
+        if newline >= 0:
+            yield newline + 1, match.end()
+
+
+def _overlaps(cues: list[_Cue], starts: list[int], start: int, end: int) -> bool:
+    """Whether [start, end) overlaps one of ``cues`` (disjoint, sorted by start; ``starts`` their starts)."""
+    i = bisect.bisect_right(starts, start) - 1
+    if i >= 0 and start < cues[i].end:
+        return True
+    return i + 1 < len(cues) and cues[i + 1].start < end
+
+
+def _find_cues(text: str) -> list[_Cue]:
+    """Every cue, sorted; where two overlap the one of the earlier (stronger) kind in ``_CUES`` wins."""
+    cues: list[_Cue] = []
+    tables = [((m.start(), m.end()) for m in regex.finditer(text)) for regex, *_ in _CUE_RES]
+    tables.append(_presupposition_cues(text))
+    kinds = [(k, n, c, t) for _, k, n, c, t in _CUE_RES] + [_PREMISE_CUE]
+    for found, (kind, negate, confidence, tag) in zip(tables, kinds):
+        starts = [c.start for c in cues]
+        # a kind's own matches never overlap each other: check them only against the stronger kinds
+        fresh = [_Cue(a, b, kind, negate, confidence, tag) for a, b in found if not _overlaps(cues, starts, a, b)]
+        cues = sorted(cues + fresh, key=lambda c: c.start)
+    return cues
+
+
 def extract_beliefs(text: str) -> BeliefReport:
-    """All beliefs stated in one user message, with the question it asks (see the module docstring)."""
+    """All beliefs stated in one user message, with the question it asks (see the module docstring).
+
+    A message longer than ``HEAD_CHARS + TAIL_CHARS`` is read through a window: its first ``HEAD_CHARS``
+    and last ``TAIL_CHARS`` characters (cut at sentence breaks), so a 200,000-character message costs
+    about what a 5,000-character one does; spans are offsets in the whole message, and the report says
+    ``truncated=True``. Beliefs and a question in the unread middle are not found."""
     text = validate_text(text, "text")
+    view = window(text, HEAD_CHARS, TAIL_CHARS)
+    report = _extract(view.text)
+    if not view.truncated:
+        return report
+    beliefs = [b.model_copy(update={"span": view.span_to_original(*b.span)}) for b in report.beliefs]
+    return report.model_copy(update={"beliefs": beliefs, "truncated": True})
+
+
+def _extract(text: str) -> BeliefReport:
     language = guess_language(text)
     if language not in ("en", "und") or not text.strip():
         return BeliefReport(language=language if text.strip() else "und", beliefs=[], question=None)
@@ -247,13 +318,8 @@ def extract_beliefs(text: str) -> BeliefReport:
     found = _find_question(text, sentences)
     question = found[0] if found else None
 
-    cues: list[_Cue] = []
-    for regex, kind, negate, confidence, tag in _CUE_RES:
-        for match in regex.finditer(text):
-            if any(c.start <= match.start() < c.end or match.start() <= c.start < match.end() for c in cues):
-                continue  # an earlier (stronger) cue already covers this text
-            cues.append(_Cue(match.start(), match.end(), kind, negate, confidence, tag))
-    cues.sort(key=lambda c: c.start)
+    cues = _find_cues(text)
+    starts = [c.start for c in cues]
 
     beliefs: list[Belief] = []
     swallowed: set[int] = set()
@@ -265,13 +331,13 @@ def extract_beliefs(text: str) -> BeliefReport:
         raw = text[cue.end:end]
         confidence = cue.confidence
         if cue.tag == "told":
-            stop = _SENTENCE_END.search(text, cue.end)
-            sentence_rest = text[cue.end: stop.start() if stop else len(text)]
+            reach = min(len(text), cue.end + TOLD_REACH)
+            stop = _SENTENCE_END.search(text, cue.end, reach)
+            sentence_rest = text[cue.end: stop.start() if stop else reach]
             believed = _BELIEVE_IT.search(sentence_rest)
             if believed:
                 raw, confidence = sentence_rest[: believed.start()], 0.95
-                swallowed.update(j for j in range(i + 1, len(cues))
-                                 if cues[j].start < cue.end + believed.end())
+                swallowed.update(range(i + 1, bisect.bisect_left(starts, cue.end + believed.end())))
                 end = cue.end + len(raw)
         content = raw.strip(" ,:;\"'")
         content = re.sub(r"^(?:that|like)\s+", "", content, flags=re.IGNORECASE)

@@ -24,8 +24,9 @@ import numpy as np
 
 from detectors import models
 from detectors.emotion_encoder import ADAPTER_FILE, TunedEmotionScorer
-from detectors.encoder import get_encoder
-from detectors.text import validate_text
+from detectors.encoder import MAX_TOKENS, get_encoder
+from detectors.text import SEPARATOR, validate_text, window
+from detectors.tokens import TokenizerCore
 from detectors.types import EmotionScores
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -33,6 +34,12 @@ DEFAULT_PATH = WEIGHTS_DIR / "emotion"
 CRISIS_FILE = WEIGHTS_DIR / "crisis.json"
 TUNED_DIR = "tuned"  # the LoRA emotion encoder inside a weights folder (detectors.emotion_encoder)
 HISTORY_TURNS = 3
+# The window a long message is read through by the encoders and the lexical model (``read_window``):
+# its first and last characters, then its first and last word pieces, so the sad opening and the
+# closing question of a long message both fit the encoders' 256 tokens. Crisis cue patterns (linear,
+# cheap, and the costliest miss) still read the whole message.
+HEAD_CHARS, TAIL_CHARS = 2_000, 2_000
+HEAD_TOKENS, TAIL_TOKENS = 120, 120
 HISTORY_WEIGHT = 0.6  # how much an earlier sad turn carries into the current one
 _PARALLEL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emotion-tuned")
 
@@ -148,6 +155,62 @@ class _Lexical:
         return out
 
 
+class _Lowered:
+    """A lower-case cue regex searched in lower-cased text, its leading ``\\b`` checked by hand: a pattern
+    that starts with ``\\b`` (or is case-insensitive) defeats ``re``'s scan for the first literal, and 17
+    such patterns over 200,000 characters took 240 ms; this way they take about 20."""
+
+    def __init__(self, pattern: str) -> None:
+        self.word_start = pattern.startswith(r"\b")
+        self.regex = re.compile(pattern[2:] if self.word_start else pattern)
+
+    def search(self, low: str, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
+        end = len(low) if endpos is None else endpos
+        while (hit := self.regex.search(low, pos, end)) is not None:
+            p = hit.start()
+            if not self.word_start or (p > 0 and _is_word(low[p - 1])) != (p < len(low) and _is_word(low[p])):
+                return hit
+            pos = hit.start() + 1  # not at a word start: the original \b would not match here
+        return None
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+class _CuePattern:
+    """A crisis cue: one regex, or a ``{"cue": A, "then": B}`` pair (B later on the same line as A).
+
+    The pair replaces ``A.*B``, which re-reads the rest of the line from every A (a message repeating
+    "can't go on anymore" to 64 KB took 10 s); here each line is read once for A and, from its first A,
+    once for B, which finds the same lines. ``search`` takes lower-cased text (see ``_Lowered``)."""
+
+    def __init__(self, cue: str, then: str | None = None) -> None:
+        self.cue = _Lowered(cue)
+        self.then = _Lowered(then) if then is not None else None
+
+    @classmethod
+    def load(cls, spec: str | dict[str, str]) -> "_CuePattern":
+        if isinstance(spec, str):
+            return cls(spec)
+        if set(spec) != {"cue", "then"}:
+            raise WeightsError(f"crisis pattern {spec!r} must be a regex string or {{'cue': ..., 'then': ...}}.")
+        return cls(spec["cue"], spec["then"])
+
+    def search(self, low: str) -> bool:
+        text = low
+        if self.then is None:
+            return self.cue.search(text) is not None
+        pos = 0
+        while (hit := self.cue.search(text, pos)) is not None:
+            line_end = text.find("\n", hit.end())
+            line_end = len(text) if line_end < 0 else line_end
+            if self.then.search(text, hit.end(), line_end):
+                return True
+            pos = line_end + 1
+        return False
+
+
 class CrisisScorer:
     """Self-harm / suicidal-intent score in [0, 1] from cue patterns and prototype similarity."""
 
@@ -158,7 +221,7 @@ class CrisisScorer:
         self.negative: list[str] = spec["negative"]
         self.scale, self.margin = float(spec["scale"]), float(spec["margin"])
         self.floor = float(spec.get("floor", 0.0))
-        self.patterns = [re.compile(p, re.IGNORECASE) for p in spec["patterns"]]
+        self.patterns = [_CuePattern.load(p) for p in spec["patterns"]]
         self.idioms = [re.compile(p, re.IGNORECASE) for p in spec["idioms"]]
         self.encoder_name = encoder_name
         self._pos: np.ndarray | None = None
@@ -172,23 +235,41 @@ class CrisisScorer:
         return self._pos, self._neg  # type: ignore[return-value]
 
     def pattern_hit(self, text: str) -> bool:
-        if not any(p.search(text) for p in self.patterns):
+        low = text.lower()
+        if not any(p.search(low) for p in self.patterns):  # every pattern runs in linear time
             return False
         cleaned = text
         for idiom in self.idioms:
             cleaned = idiom.sub(" ", cleaned)
-        return any(p.search(cleaned) for p in self.patterns)
+        return any(p.search(cleaned.lower()) for p in self.patterns)
 
-    def score(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    def score(self, texts: Sequence[str], vectors: np.ndarray, patterns_on: Sequence[str] | None = None) -> np.ndarray:
+        """Scores of ``texts`` (whose vectors are ``vectors``); the cue patterns read ``patterns_on``
+        instead where given (the whole messages that ``texts`` are windows of)."""
         if len(texts) == 0:
             return np.zeros(0)
         pos, neg = self._prototypes()
         sim_pos = (vectors @ pos.T).max(1)
         sim_neg = (vectors @ neg.T).max(1)
         similarity = _sigmoid(self.scale * (sim_pos - np.maximum(sim_neg, self.floor) - self.margin))
-        hits = np.array([self.pattern_hit(t) for t in texts], dtype=float)
+        hits = np.array([self.pattern_hit(t) for t in (patterns_on or texts)], dtype=float)
         # a cue pattern is strong evidence; similarity alone needs a clear margin over the idioms
         return np.where(hits > 0, np.maximum(similarity, 0.9), similarity * 0.95)
+
+
+def read_window(text: str, core: TokenizerCore) -> tuple[str, bool]:
+    """(what the encoders and the lexical model read of ``text``, whether anything was left out): the whole
+    text when it fits the encoders' window (``MAX_TOKENS``, as before), else the first ``HEAD_TOKENS`` and
+    the last ``TAIL_TOKENS`` word pieces of its first and last ``HEAD_CHARS``/``TAIL_CHARS`` characters."""
+    view = window(text, HEAD_CHARS, TAIL_CHARS)
+    cut, room = view.truncated, MAX_TOKENS - 2  # [CLS] and [SEP]
+    if len(view.text) <= room:  # a word piece covers at least one character
+        return view.text, cut
+    ((_, offsets),) = core.pieces([view.text])
+    if len(offsets) <= room:
+        return view.text, cut
+    head_end, tail_start = offsets[HEAD_TOKENS - 1][1], offsets[len(offsets) - TAIL_TOKENS][0]
+    return view.text[:head_end] + SEPARATOR + view.text[tail_start:], True
 
 
 class EmotionDetector:
@@ -236,6 +317,8 @@ class EmotionDetector:
         return out
 
     def predict(self, texts: Sequence[str], histories: Sequence[Sequence[str]] | None = None) -> list[EmotionScores]:
+        """Scores per message. A long message (and each earlier turn) is read through ``read_window``
+        (``truncated=True`` then); crisis cue patterns read all of it."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str: wrap one message as [message].")
         clean = [validate_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
@@ -250,7 +333,9 @@ class EmotionDetector:
         if not clean:
             return []
         encoder = get_encoder(self.encoder_name, self.backend)
-        flat = clean + [t for turns in past for t in turns]
+        whole = clean + [t for turns in past for t in turns]
+        views = [read_window(t, encoder.core) for t in whole]
+        flat = [v for v, _ in views]
         tuned = self.head.tuned(self.backend)
         # the tuned encoder's pass runs beside the shared encoder's (ONNX Runtime releases the GIL)
         pending = _PARALLEL.submit(tuned.score, flat) if tuned is not None else None
@@ -264,8 +349,8 @@ class EmotionDetector:
             for i, scored in enumerate(tuned_scores[: len(clean)]):
                 if len(scored.sentences):
                     by_sentence[i] = self.head.sentence_probabilities(scored.sentence_texts, scored.sentences)
-        crisis = self.crisis.score(flat, encoded.vectors)
-        empty = np.array([not t.strip() for t in flat])
+        crisis = self.crisis.score(flat, encoded.vectors, patterns_on=whole)
+        empty = np.array([not t.strip() for t in whole])  # a window of blanks may hide a crisis cue: judge the whole text
         for name in probs:
             probs[name] = np.where(empty, 0.0, probs[name])
         crisis = np.where(empty, 0.0, crisis)
@@ -293,7 +378,7 @@ class EmotionDetector:
                 sadness=_unit(row["sadness"]), anger=_unit(row["anger"]), joy=_unit(row["joy"]),
                 fear=_unit(row["fear"]), distress=_unit(row["distress"]),
                 crisis=crisis_score >= self.crisis_threshold, crisis_score=_unit(crisis_score),
-                truncated=bool(encoded.truncated[i]),
+                truncated=bool(encoded.truncated[i] or views[i][1]),
             ))
         return results
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from detectors import models
 from detectors.text import sentence_spans
+from detectors.tokens import load_core
 
 ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "adapter.json"
 KIND = "emotion-lora-encoder"
@@ -162,6 +163,7 @@ class TunedEmotionScorer:
         self.w, self.bias = weights["out.weight"][:n].T.astype(np.float32), weights["out.bias"][:n].astype(np.float32)
         self.max_tokens = MAX_TOKENS
         self.tokenizer = models.load_tokenizer(models.encoder_path(None))
+        self.core = load_core(models.encoder_path(None))  # cuts per call: never the shared tokenizer's state
         self.backend = backend or default_backend()
         self._session = models.load_onnx_session(ensure_onnx(self.folder)) if self.backend == "onnx" else None
         self._torch = load_merged(self.folder).encoder if self._session is None else None
@@ -180,13 +182,10 @@ class TunedEmotionScorer:
         out: list[TunedScores | None] = [None] * len(texts)
         for idx in length_batches(texts, batch_size):
             batch = [texts[i] for i in idx]
-            enc = self.tokenizer(batch, truncation=True, max_length=self.max_tokens, padding=True,
-                                 return_offsets_mapping=True, return_tensors="np")
-            feed = {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
-            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-            hidden = self._hidden(feed)
+            enc = self.core.batch(batch, self.max_tokens)
+            hidden = self._hidden(enc.feed)
             for row, i in enumerate(idx):
-                out[i] = self._pool(texts[i], hidden[row], feed["attention_mask"][row].astype(bool), enc["offset_mapping"][row])
+                out[i] = self._pool(texts[i], hidden[row], enc.feed["attention_mask"][row].astype(bool), enc.offsets[row])
         return out  # type: ignore[return-value]
 
     def _pool(self, text: str, hidden: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> TunedScores:

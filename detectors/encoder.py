@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from detectors import models
+from detectors.tokens import load_core
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's trained window (sentence_bert_config.json)
 CACHE_SIZE = 4096
@@ -136,6 +137,7 @@ class SharedEncoder:
         self.source = models.encoder_path(name)
         self.tokenizer = models.load_tokenizer(self.source)
         self.tokenizer.model_max_length = 10**9  # we cut to the window ourselves and record it; silence the notice
+        self.core = load_core(self.source)  # thread-safe: the HF tokenizer's settings are shared state
         self._session: Any = None
         self._torch: Any = None
         if self.backend == "onnx":
@@ -152,19 +154,8 @@ class SharedEncoder:
 
     def tokenize(self, texts: Sequence[str], max_tokens: int | None = None) -> tuple[dict[str, np.ndarray], list[bool]]:
         """Token ids for a batch, padded to its longest member, and which texts were cut."""
-        limit = max_tokens or self.max_tokens
-        ids = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-        truncated = [len(row) > limit for row in ids]
-        sep = ids[0][-1] if ids and ids[0] else self.tokenizer.sep_token_id
-        ids = [row[: limit - 1] + [sep] if cut else row for row, cut in zip(ids, truncated)]
-        width = max(len(row) for row in ids)
-        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        attention = np.zeros((len(ids), width), dtype=np.int64)
-        for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = row
-            attention[i, : len(row)] = 1
-        feed = {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": np.zeros_like(input_ids)}
-        return feed, truncated
+        batch = self.core.batch(texts, max_tokens or self.max_tokens)
+        return batch.feed, batch.truncated
 
     def _hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         if self._session is not None:

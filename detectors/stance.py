@@ -28,12 +28,17 @@ import numpy as np
 
 from detectors import models
 from detectors.encoder import default_backend, export_onnx_int8
-from detectors.text import validate_text
+from detectors.text import validate_text, window
+from detectors.tokens import TokenizerCore
 from detectors.types import STANCE_LABELS, StanceScores
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "stance"
 MAX_TOKENS = 256
 MAX_CLAIM_TOKENS = 96
+# The window a long draft is read through: its opening (where a reply agrees or corrects) and its
+# close (where it concludes), cut at sentence breaks; claims and questions are short by nature.
+DRAFT_HEAD_CHARS, DRAFT_TAIL_CHARS = 2_000, 1_000
+CLAIM_HEAD_CHARS, CLAIM_TAIL_CHARS = 1_000, 500
 
 
 class StanceWeightsError(ValueError):
@@ -258,12 +263,14 @@ class StanceDetector:
             self.tokenizer = models.load_tokenizer(models.encoder_path(None))
         else:
             self._model, self.tokenizer = models.load_cross_encoder(folder, num_labels=len(self.labels))
+        if self._head is None:  # a private copy: the HF tokenizer's truncation settings are shared state
+            self.core = TokenizerCore(self.tokenizer)
 
     def _encode(self, firsts: list[str], drafts: list[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
-        tok = self.tokenizer
-        a_ids = [ids[:MAX_CLAIM_TOKENS] for ids in tok(firsts, add_special_tokens=False)["input_ids"]]
-        b_ids = tok(drafts, add_special_tokens=False)["input_ids"]
-        cls, sep, pad = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id or 0
+        core = self.core
+        a_ids = [ids[:MAX_CLAIM_TOKENS] for ids, _ in core.pieces(firsts)]
+        b_ids = [ids for ids, _ in core.pieces(drafts)]
+        cls, sep, pad = core.cls_id, core.sep_id, core.pad_id
         rows, types, truncated = [], [], []
         for a, b in zip(a_ids, b_ids):
             room = self.max_tokens - len(a) - 3
@@ -288,9 +295,12 @@ class StanceDetector:
             return self._model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.float().numpy()
 
     def predict(self, pairs: Sequence[tuple], batch_size: int = 32) -> list[StanceScores]:
+        """Scores per (claim, draft[, question]). A draft over 3,000 characters is read through its first
+        2,000 and last 1,000 (``truncated=True``), a claim or question through its first 1,000 and last 500."""
         if isinstance(pairs, tuple) and pairs and isinstance(pairs[0], str):
             raise TypeError("pairs must be a list of (claim, draft[, question]) tuples: wrap one pair as [(claim, draft)].")
-        rows = []
+        rows: list[tuple[str, str, str | None]] = []
+        cut = [False] * len(pairs)  # the draft was longer than its window
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) not in (2, 3):
                 raise TypeError(f"pairs[{i}] must be (claim, draft) or (claim, draft, question), got {type(pair).__name__}.")
@@ -298,7 +308,10 @@ class StanceDetector:
             draft = validate_text(pair[1], f"pairs[{i}].draft")
             question = pair[2] if len(pair) == 3 else None
             question = validate_text(question, f"pairs[{i}].question") if question is not None else None
-            rows.append((claim.strip(), draft.strip(), (question or "").strip() or None))
+            draft_view = window(draft, DRAFT_HEAD_CHARS, DRAFT_TAIL_CHARS)
+            claim, question = (window(t, CLAIM_HEAD_CHARS, CLAIM_TAIL_CHARS).text if t else t for t in (claim, question))
+            cut[i] = draft_view.truncated
+            rows.append((claim.strip(), draft_view.text.strip(), (question or "").strip() or None))
         results: list[StanceScores | None] = [None] * len(rows)
         todo = [i for i, (c, d, _) in enumerate(rows) if c and d]
         for i, (c, d, _) in enumerate(rows):
@@ -308,12 +321,12 @@ class StanceDetector:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             if self._head is not None:
-                x, cut = featurize([rows[i] for i in idx], backend=self.backend)
+                x, encoder_cut = featurize([rows[i] for i in idx], backend=self.backend)
                 logits = self._head.logits(x) / self.temperature
-                self._fill(results, idx, logits, cut)
+                self._fill(results, idx, logits, [c or cut[i] for c, i in zip(encoder_cut, idx)])
                 continue
-            feed, cut = self._encode([first_segment(rows[i][0], rows[i][2]) for i in idx], [rows[i][1] for i in idx])
-            self._fill(results, idx, self._logits(feed) / self.temperature, cut)
+            feed, encoder_cut = self._encode([first_segment(rows[i][0], rows[i][2]) for i in idx], [rows[i][1] for i in idx])
+            self._fill(results, idx, self._logits(feed) / self.temperature, [c or cut[i] for c, i in zip(encoder_cut, idx)])
         return results  # type: ignore[return-value]
 
     def _fill(self, results: list, idx: Sequence[int], logits: np.ndarray, cut: Sequence[bool]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 MAX_CHARS = 200_000
 
@@ -41,7 +42,9 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-_SENTENCE_BREAK = re.compile(r"[.!?]+(?=\s|$)|\n+")
+# A run of . ! ? is tried only from its first character (the lookbehind) and never given back (possessive):
+# without both, "!" * n before a letter rescans the run from every position (quadratic).
+_SENTENCE_BREAK = re.compile(r"(?<![.!?])[.!?]++(?=\s|$)|\n+")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -55,3 +58,60 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if text[start:].strip():
         spans.append((start, len(text)))
     return spans
+
+
+# --- bounded windows: what a detector reads of a long text ---
+SEPARATOR = "\n"  # between a window's head and tail: a sentence break, so no sentence spans the cut
+SNAP = 300  # how far a cut may move to land on a sentence break (then a space) instead of inside a word
+_BREAK_IN_SLICE = re.compile(r"[.!?]\s|\n")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The first and last characters of a long text, cut at sentence breaks, as one string to read.
+
+    A detector reads ``text`` (``head + SEPARATOR + tail``, or the whole text when it is short) so its
+    cost is bounded by the window, not the input; offsets in ``text`` map back with ``to_original``."""
+
+    text: str
+    head_end: int  # the head is original[:head_end]
+    tail_start: int  # the tail is original[tail_start:]
+    truncated: bool  # True when characters between the head and the tail were not read
+
+    def to_original(self, i: int) -> int:
+        """Offset in the original text of offset ``i`` in ``self.text``."""
+        if not self.truncated or i <= self.head_end:
+            return i
+        if i < self.head_end + len(SEPARATOR):
+            return self.tail_start
+        return i - self.head_end - len(SEPARATOR) + self.tail_start
+
+    def span_to_original(self, start: int, end: int) -> tuple[int, int]:
+        """A span of ``self.text`` in original offsets; a span across the cut is clipped to the head."""
+        if self.truncated and start < self.head_end < end:
+            end = self.head_end
+        a = self.to_original(start)
+        return a, max(a, self.to_original(end))
+
+
+def _cut_after_break(text: str, lo: int, hi: int, last: bool) -> int | None:
+    """Offset just after the last (or first) sentence break in text[lo:hi], else after a space, else None."""
+    piece = text[lo:hi]
+    breaks = list(_BREAK_IN_SLICE.finditer(piece))
+    if breaks:
+        return lo + (breaks[-1] if last else breaks[0]).end()
+    space = piece.rfind(" ") if last else piece.find(" ")
+    return lo + space + 1 if space >= 0 else None
+
+
+def window(text: str, head: int, tail: int) -> Window:
+    """The first ``head`` and last ``tail`` characters of ``text`` (cut at sentence breaks within
+    ``SNAP`` characters), or the whole text when it is no longer than ``head + tail``."""
+    n = len(text)
+    if n <= head + tail:
+        return Window(text, n, n, False)
+    head_end = _cut_after_break(text, max(0, head - SNAP), head, last=True) if head else 0
+    head_end = head if head_end is None else head_end
+    tail_start = _cut_after_break(text, n - tail, min(n, n - tail + SNAP), last=False) if tail else n
+    tail_start = n - tail if tail_start is None else tail_start
+    return Window(text[:head_end] + SEPARATOR + text[tail_start:], head_end, tail_start, True)

@@ -46,6 +46,7 @@ class BeliefReport(BaseModel):
     language: str = "en"
     beliefs: list[Belief] = Field(default_factory=list)
     question: Optional[str] = None
+    truncated: bool = Field(False, description="the message was longer than the window the extractor reads")
 
 
 class StanceScores(BaseModel):

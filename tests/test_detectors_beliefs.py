@@ -101,12 +101,23 @@ def test_who_question_rewrite():
 
 
 def test_long_message_finds_the_belief_in_the_middle():
-    filler = "I had a long day at work and everything went wrong. " * 200
+    filler = "I had a long day at work and everything went wrong. " * 40  # within the window: read whole
     text = filler + "I'm pretty sure the moon landing was faked. " + filler
-    beliefs = extract_beliefs(text).beliefs
-    assert [b.claim for b in beliefs] == ["The moon landing was faked."]
-    start, end = beliefs[0].span
+    report = extract_beliefs(text)
+    assert [b.claim for b in report.beliefs] == ["The moon landing was faked."] and not report.truncated
+    start, end = report.beliefs[0].span
     assert text[start:end] == "I'm pretty sure the moon landing was faked"
+
+
+def test_message_over_the_window_reads_its_start_and_end_only():
+    filler = "I had a long day at work and everything went wrong. " * 200
+    text = ("What is the capital of Australia? I think it's Sydney. " + filler
+            + "I'm pretty sure the moon landing was faked. " + filler + "My friend says vaccines cause autism.")
+    report = extract_beliefs(text)
+    assert report.truncated and report.question == "What is the capital of Australia?"
+    assert [b.claim for b in report.beliefs] == ["The capital of Australia is Sydney.", "Vaccines cause autism."]
+    assert [text[a:b] for a, b in (x.span for x in report.beliefs)] == [
+        "I think it's Sydney", "My friend says vaccines cause autism"]
 
 
 @pytest.mark.parametrize("text,lang", [
@@ -124,7 +135,10 @@ def test_empty_and_huge_inputs():
     assert extract_beliefs("").beliefs == [] and extract_beliefs("").language == "und"
     huge = ("I think the sky is green. " * 2000)[:50_000]
     report = extract_beliefs(huge)
-    assert len(report.beliefs) >= 1000 and report.beliefs[0].claim == "The sky is green."
+    assert report.truncated and len(report.beliefs) >= 150  # the window's beliefs, in whole-text offsets
+    assert {b.claim for b in report.beliefs} == {"The sky is green."}
+    assert all(huge[a:b] == "I think the sky is green" for a, b in (x.span for x in report.beliefs))
+    assert report.beliefs[-1].span[1] > 49_000
 
 
 def test_bad_types_are_rejected_with_a_fix():

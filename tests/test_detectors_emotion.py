@@ -170,3 +170,26 @@ def test_a_sad_sentence_makes_a_mixed_message_sad(detector):
     ])
     assert all(s.sadness >= 0.4 for s in scores[:3]), [round(s.sadness, 3) for s in scores]
     assert all(s.sadness < 0.1 for s in scores[3:]), [round(s.sadness, 3) for s in scores]
+
+
+def test_long_message_is_read_at_its_start_and_its_end(detector):
+    from detectors.emotion import read_window
+    from detectors.encoder import get_encoder
+
+    filler = "We walked to the shop and bought some bread and milk. " * 150
+    end_sad = "Hello there. " + filler + "My mum died yesterday and I can't stop crying."
+    start_sad = "My mum died yesterday and I can't stop crying. " + filler + "Anyway, how are you?"
+    neutral = "Hello there. " + filler + "Anyway, how are you?"
+    scores = detector.predict([end_sad, start_sad, neutral])
+    assert all(s.truncated for s in scores)
+    threshold = detector.head.sadness_threshold  # 0.40 for the default weights
+    assert scores[0].sadness > threshold and scores[1].sadness > threshold, scores
+    assert scores[2].sadness < min(scores[0].sadness, scores[1].sadness) - 0.2, scores
+    seen, cut = read_window(end_sad, get_encoder().core)
+    assert cut and seen.startswith("Hello there.") and seen.endswith("can't stop crying.") and len(seen) < 2_000
+
+
+def test_crisis_cue_anywhere_in_a_long_message_is_found(detector):
+    filler = "We walked to the shop and bought some bread and milk. " * 1_000
+    (scores,) = detector.predict([filler + "I want to kill myself. " + filler])
+    assert scores.crisis and scores.truncated
