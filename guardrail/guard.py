@@ -298,6 +298,8 @@ class Guard:
                 c.findings.append(Finding(belief=b, question=b.question or report.question, reference=c.item.reference))
             if len(report.beliefs) > p.max_beliefs:
                 c.verdict.flags.append("beliefs_truncated")
+            if report.truncated:  # the middle of a long message was not read
+                c.verdict.flags.append("beliefs_window")
             c.earlier = followup.earlier_answer(c.item.user, c.item.history, bool(c.findings))
 
     def _stance(self, checks: list[_Check]) -> None:

@@ -27,8 +27,9 @@ SAD_CLOSING = " I'm glad you asked, and I'm happy to talk it through with you."
 
 
 def first_sentences(text: str, n: int = 2, max_chars: int = 400) -> str:
-    """The first ``n`` sentences of ``text`` (for restating an earlier answer or a neutral one)."""
-    parts = re.split(r"(?<=[.!?])\s+", " ".join((text or "").split()))
+    """The first ``n`` sentences of ``text`` (for restating an earlier answer or a neutral one). Reads at
+    most ``8 * max_chars`` characters, so a huge text costs no more than a short one."""
+    parts = re.split(r"(?<=[.!?]) ", " ".join((text or "")[: 8 * max_chars].split()))
     out = " ".join(parts[:n]).strip()
     return out[:max_chars].rstrip() + ("…" if len(out) > max_chars else "")
 
