@@ -634,6 +634,7 @@ def _extract(text: str) -> BeliefReport:
     starts = [c.start for c in cues]
 
     beliefs: list[Belief] = []
+    framing: list[tuple[int, int]] = []
     swallowed: set[int] = set()
     for i, cue in enumerate(cues):
         if i in swallowed:
@@ -657,6 +658,7 @@ def _extract(text: str) -> BeliefReport:
         if len(_WORD.findall(content)) == 0 or re.fullmatch(r"(?:it|her|him|them|that|so|you|this|me)", content, re.I):
             continue
         if _framing(cue, text, content):
+            framing.append((cue.start, end))  # its sentence is framing: no bare assertion is read there
             continue
         if cue.kind == "presupposed":
             # only a premise that a question or request rests on: "since X, how do I ...", "since X, I can ...?"
@@ -695,6 +697,6 @@ def _extract(text: str) -> BeliefReport:
                                       confidence=0.6))
     beliefs += _plan_beliefs(text, sentences, [b.span for b in beliefs])
     if not beliefs:
-        beliefs = _bare_beliefs(text, sentences)
+        beliefs = _bare_beliefs(text, [(a, b) for a, b in sentences if not any(x < b and a < y for x, y in framing)])
     beliefs.sort(key=lambda b: b.span[0])
     return BeliefReport(language="en", beliefs=beliefs, question=question)
