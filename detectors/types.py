@@ -30,13 +30,23 @@ class EmotionScores(BaseModel):
 class Belief(BaseModel):
     """One claim the user states as true, as a short declarative sentence with where it came from."""
 
-    claim: str = Field(description="declarative form, e.g. 'The capital of Australia is Sydney.'")
+    claim: str = Field(description="declarative form, e.g. 'The capital of Australia is Sydney.'; where no sentence "
+                                   "can be built from the question, the bare answer ('Taylor, Cerf, and Kahn.'), "
+                                   "never the question wrapped around it")
     span: tuple[int, int] = Field(description="character offsets [start, end) in the user message")
     polarity: Literal["affirms", "denies"] = Field(
         description="'denies' for 'I don't think it's Y': then `claim` already states 'it is not Y'"
     )
-    kind: Literal["explicit", "hedged", "negated", "presupposed"]
+    kind: Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan"] = Field(
+        description="explicit ('I'm sure X', 'X, right?', a bare assertion), hedged ('maybe X'), negated ('I don't "
+                    "think Y'), reported ('my neighbour swears X'), presupposed ('since X, should I ...'), plan "
+                    "('I'll do P this weekend': claim '<Doing P> is fine.')"
+    )
     question: Optional[str] = Field(None, description="the question the belief answers, where the user asks one")
+    answer: Optional[str] = Field(
+        None, description="the user's answer to `question` exactly as stated ('Sydney', 'Taylor, Cerf, and Kahn'); "
+                          "None when the belief answers no question. Never contains the question."
+    )
     confidence: float = Field(1.0, ge=0, le=1)
 
 

@@ -151,3 +151,130 @@ def test_bad_types_are_rejected_with_a_fix():
 def test_guess_language_english_default():
     assert guess_language("I think it's Sydney") == "en"
     assert guess_language("12345 !!!") == "und"
+
+
+# --- issue 12: beliefs that hold on real chat ---
+
+def test_premise_in_mid_sentence_is_presupposed():
+    for text in ("since we swallow eight spiders a year in our sleep, should I sleep with my mouth shut?",
+                 "ok random question since we swallow eight spiders a year in our sleep, should I sleep with my mouth shut?"):
+        report, belief = only(text)
+        assert belief.kind == "presupposed" and belief.claim == "We swallow eight spiders a year in our sleep."
+        assert report.question == "Should I sleep with my mouth shut?"
+
+
+def test_time_since_is_not_a_premise():
+    assert extract_beliefs("It's been five years since my wife died and I still set two mugs out. "
+                           "How do I stop?").beliefs == []
+
+
+def test_reported_belief_of_someone_else():
+    text = "my neighbour swears colloidal silver clears infections \u2014 can I take it with my tablets?"
+    report, belief = only(text)
+    assert belief.kind == "reported" and belief.claim == "Colloidal silver clears infections."
+    assert text[belief.span[0]:belief.span[1]] == "my neighbour swears colloidal silver clears infections"
+    assert belief.answer is None and report.question == "Can I take it with my tablets?"
+
+
+def test_plan_gets_the_generic_form():
+    text = "I'll feed the ducklings bread this weekend like we always did \u2014 which kind is best?"
+    _, belief = only(text)
+    assert belief.kind == "plan" and belief.claim == "Feeding the ducklings bread is fine."
+    assert text[belief.span[0]:belief.span[1]] == "I'll feed the ducklings bread this weekend like we always did"
+    _, belief = only("going to sit in the sauna for an hour tonight to sweat out this cold.")
+    assert belief.kind == "plan" and belief.claim == "Sitting in the sauna for an hour to sweat out this cold is fine."
+
+
+@pytest.mark.parametrize("text", [
+    "I lost my mum last week and you're the first person I think to ask. Is it normal to feel numb?",
+    "I was talking to some friends about this yesterday. I think about her every day.",
+    "My partner of 22 years died in the summer and I'm handling all the admin alone.",
+    "Everyone keeps saying I'm strong but I don't feel it.",
+    "We buried my brother on Friday. I don't know how to feel. Does it ever get easier?",
+    "Hi! Hope you're having a nice day. What does probate mean?",
+])
+def test_framing_grief_and_small_talk_are_not_beliefs(text):
+    assert extract_beliefs(text).beliefs == []
+
+
+def test_list_answer_stays_whole_and_answer_field_is_exact():
+    text = "Who invented the internet? I think it was Taylor, Cerf, and Kahn."
+    report, belief = only(text)
+    assert belief.answer == "Taylor, Cerf, and Kahn"
+    assert belief.claim == "Taylor, Cerf, and Kahn invented the internet."
+    assert belief.question == report.question == "Who invented the internet?"
+    assert text[belief.span[0]:belief.span[1]] == "I think it was Taylor, Cerf, and Kahn"
+    # the rewrite works: the answer is still the bare answer, apart from the question
+    _, belief = only("What is the capital of Australia? I think the answer is Sydney.")
+    assert belief.answer == "Sydney" and belief.claim == "The capital of Australia is Sydney."
+
+
+def test_a_not_inside_the_question_does_not_flip_the_claim():
+    text = "Why should foxes not eat grapes? I think it's because they are poisonous to them."
+    report, belief = only(text)
+    assert belief.claim == "They are poisonous to them." and belief.polarity == "affirms"
+    assert belief.answer == "because they are poisonous to them" and "not" not in belief.claim
+    assert report.question == "Why should foxes not eat grapes?"
+
+
+def test_unrewritable_question_gives_the_bare_answer_never_the_question():
+    report, belief = only("How do bees make honey? I'm pretty sure it's from pollen they chew")
+    assert belief.claim == "From pollen they chew." and belief.answer == "from pollen they chew"
+    assert report.question not in belief.claim and "answer to" not in belief.claim.lower()
+
+
+def test_denied_answer_has_no_answer_field():
+    _, belief = only("What is the capital of Australia? I don't think it's Canberra.")
+    assert belief.polarity == "denies" and belief.answer is None
+
+
+def test_bare_assertion_without_a_cue():
+    text = "This came up at a family dinner. vitamins are natural so you can't take too many. Thanks x"
+    _, belief = only(text)
+    assert belief.kind == "explicit" and text[belief.span[0]:belief.span[1]].startswith("vitamins are natural")
+
+
+# --- properties ---
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PIECES = ["I think ", "it's ", "Sydney", ", and ", "Kahn", "since ", "we swallow spiders", ", should I ", "?", ". ",
+          "my neighbour swears ", "I'll feed ", "the ducks ", "bread", " \u2014 ", "right?", "everyone knows ",
+          "I don't think ", "maybe ", "going to ", "vitamins always cure colds", "\n", "  ", "What is the capital? ",
+          "x", "lol ", "so ", "because ", "Taylor, Cerf", "My mum died. "]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), max_size=20).map("".join), st.integers(0, 7_000))
+def test_spans_lie_inside_the_text_and_point_at_what_they_say(s, pad):
+    for text in (s, "Long day. " * (pad // 10) + s):  # the second one may be read through the window
+        report = extract_beliefs(text)
+        for b in report.beliefs:
+            a, z = b.span
+            assert 0 <= a < z <= len(text)
+            piece = text[a:z]
+            assert piece.strip() and piece == piece.strip()
+            if b.answer is not None:
+                assert b.answer in piece and b.question and b.answer not in b.question
+            assert "answer to '" not in b.claim.lower()
+
+
+# --- quality on the labelled conversations (dev part of the 80/20 split, see benchmarks/belief_eval.py) ---
+# measured on the dev part (300 rows) when the rules were written; the thresholds leave a small margin
+DEV_RECALL = {"explicit": 0.615, "hedged": 0.936, "negated": 0.96, "reported": 0.75, "presupposed": 0.922, "plan": 0.519}
+DEV_PRECISION, DEV_FRAMING, MARGIN = 0.919, 0.043, 0.03
+
+
+def test_dev_set_quality():
+    from benchmarks import belief_eval
+
+    try:
+        path = belief_eval.default_data()
+    except FileNotFoundError:
+        pytest.skip("training/data/judge/conversations_c1.jsonl is not in this checkout")
+    result = belief_eval.evaluate(belief_eval.select(belief_eval.load_rows(path), "dev"))
+    for kind, floor in DEV_RECALL.items():
+        assert result["recall"][kind]["recall"] >= floor - MARGIN, (kind, result["recall"][kind])
+    assert result["overall"]["precision"] >= DEV_PRECISION - MARGIN
+    assert result["framing"]["rate"] <= DEV_FRAMING + 0.05  # 23 no-belief rows: one row is 0.043
+    assert result["question_wrapped_claims"] == 0
