@@ -124,12 +124,24 @@ _SENTENCE_END = re.compile(r"[.!?;\n]")
 # Every white-space run below is entered only from its first character ``(?<!\s)`` and never given back
 # (``\s++``): the words after it start with a letter, so this finds the same leftmost match in one pass
 # where ``\s+`` rescanned the run from each of its positions ("I think" + 8,000 spaces took 8 s).
-_CLAUSE_END = re.compile(
+_CLAUSE_END_SOURCE = (
     r",?(?<!\s)\s++(?:but|so|though|although|and i\b|and my\b|and that'?s|which is why|because|cuz|lol|haha)|"
     r",\s*+and\b|(?<!\s)\s++-++\s|,\s*+(?:right|is that (?:right|true|correct)|isn'?t it|no)\s*+(?=[?.!]|$)|"
-    r",\s*+(?=(?:how|what|why|where|when|which|who|should|can|could|do|does|is|am|are|will|would)\b)",
-    re.IGNORECASE,
+    r",\s*+(?=(?:how|what|why|where|when|which|who|should|can|could|do|does|is|am|are|will|would)\b)"
 )
+_CLAUSE_END = re.compile(_CLAUSE_END_SOURCE, re.IGNORECASE)
+# the same ends anchored where a search starts inside a run of spaces (the guards above skip such runs)
+_CLAUSE_END_HERE = re.compile(_CLAUSE_END_SOURCE.replace("(?<!\\s)", ""), re.IGNORECASE)
+
+
+def _clause_end(text: str, pos: int, end: int) -> "re.Match[str] | None":
+    """The first clause end in ``text[pos:end]``. Whitespace runs are entered only from their start (linear
+    time); a search that starts inside a run also tries the run's remainder, anchored at ``pos``."""
+    if 0 < pos < end and text[pos].isspace() and text[pos - 1].isspace():
+        here = _CLAUSE_END_HERE.match(text, pos, end)
+        if here:
+            return here
+    return _CLAUSE_END.search(text, pos, end)
 _BELIEVE_IT = re.compile(r",?(?<!\s)\s*+and (?:i|we) (?:believe|trust|think) (?:it|him|her|them|that)\b.*+$",
                          re.IGNORECASE)
 TOLD_REACH = 1_000  # how far after "my friend told me" an "and I believe it" is looked for
@@ -304,7 +316,7 @@ def _content_end(text: str, start: int, limit: int) -> int:
         end = sentence.start()
     pos = start
     for _ in range(_MAX_CONTINUE):
-        clause = _CLAUSE_END.search(text, pos, end)
+        clause = _clause_end(text, pos, end)
         dash = _DASH_END.search(text, pos, end)
         if dash and dash.start() > start + 1 and (clause is None or dash.start() < clause.start()):
             clause = dash
@@ -634,7 +646,7 @@ def _bare_beliefs(text: str, sentences: list[tuple[int, int]]) -> list[Belief]:
     tag = _TAG.search(text, a, b)
     claim_end = tag.start() if tag else b
     body = text[a:claim_end].rstrip(" ,.!?x")
-    cut = _CLAUSE_END.search(body, 1)
+    cut = _clause_end(body, 1, len(body))
     claim_text = body[: cut.start()] if cut and _words(body[: cut.start()]) >= 3 else body
     return [Belief(claim=_finish(claim_text), span=(a, a + len(text[a:b].rstrip(" .!"))), polarity="affirms",
                    kind="hedged" if tag else "explicit", question=None, confidence=0.5)]
@@ -691,9 +703,12 @@ def _extract(text: str) -> BeliefReport:
             continue
         leading = len(raw) - len(raw.lstrip(" ,:;\"'"))
         claim, answer = _claim(content, question, cue.negate, cue.tag)
-        span_end = cue.end + leading + len(content) if content else end
+        span_end = max(cue.end + leading + len(content) if content else end, cue.end)
+        span_start = cue.start
+        while span_start < span_end and text[span_start].isspace():  # a cue found from the space before it
+            span_start += 1
         beliefs.append(Belief(
-            claim=claim, span=(cue.start, max(span_end, cue.end)), polarity="denies" if cue.negate else "affirms",
+            claim=claim, span=(span_start, span_end), polarity="denies" if cue.negate else "affirms",
             kind=kind,  # type: ignore[arg-type]
             question=question if (answer is not None or cue.kind == "presupposed") else None,
             answer=answer, confidence=confidence,
