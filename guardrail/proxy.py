@@ -30,7 +30,7 @@ from guardrail.proxy_config import LimitsConfig, ProxyConfig
 from guardrail.proxy_io import (Draft, InputProblem, UpstreamProblem, apply_verdicts, check_length, checked_summary,
                                 drafts_of, history_of, parse_body, scrub_surrogates, split_chat, stream_chunks,
                                 validate_messages, worst)
-from guardrail.verdict import Verdict
+from guardrail.verdict import Verdict, error_code
 
 log = logging.getLogger("guardrail.proxy")
 access_log = logging.getLogger("guardrail.access")
@@ -422,7 +422,9 @@ def create_app(upstream: Optional[str] = None, guard: Any = None, *, config: Opt
             return problem(exc)
         metrics.verdict(v, "content")
         await write_audit(v, request_id, "/v1/guard/check", data["user_message"], data["draft"], {})
-        out = v.model_dump(mode="json")
+        out = v.model_dump(mode="json")  # the caller's own text may come back, a detector's error text may not
+        if not cfg.audit.include_text:
+            out["error"] = error_code(v.error, v.status)
         out["request_id"] = request_id
         return JSONResponse(scrub_surrogates(out), headers=verdict_headers(v, request_id))
 

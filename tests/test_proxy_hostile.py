@@ -224,6 +224,14 @@ def test_redacted_verdict_and_audit_drop_a_detectors_error_text(guard, tmp_path)
     v = leaky.check(SAD_FALSE, SYCOPHANTIC)
     assert v.status == "error" and "hunter2" in (v.error or "")
     assert v.redacted().error == "RuntimeError"
+    from fastapi.testclient import TestClient
+
+    from guardrail.proxy import create_app
+
+    with TestClient(create_app(None, leaky, warmup=False)) as client:
+        r = client.post("/v1/guard/check", json={"user_message": SAD_FALSE, "draft": SYCOPHANTIC})
+    assert r.status_code == 200 and r.json()["status"] == "error" and r.json()["error"] == "RuntimeError"
+    assert "hunter2" not in r.text
     with AuditLog(tmp_path / "a.jsonl") as log:
         log.record_verdict(v, request_id="r1", endpoint="/v1/guard/check", user_message=SAD_FALSE, draft=SYCOPHANTIC)
     text = (tmp_path / "a.jsonl").read_text()
