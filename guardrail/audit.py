@@ -55,6 +55,11 @@ def load_or_create_key(path: str | Path) -> bytes:
         log.warning("audit key file was readable by others (mode %o): set to 0600", mode)
         os.chmod(path, 0o600)
     text = path.read_text(encoding="ascii", errors="replace").strip()
+    for _ in range(50):  # another worker created it a moment ago and is still writing: wait (bounded)
+        if text:
+            break
+        time.sleep(0.02)
+        text = path.read_text(encoding="ascii", errors="replace").strip()
     try:
         key = bytes.fromhex(text)
     except ValueError:

@@ -112,6 +112,19 @@ def test_every_choice_is_checked_when_n_is_above_one(proxy):
     assert r.headers["x-guardrail-action"] == "revise"
 
 
+def test_stream_true_streams_every_checked_choice(proxy):
+    with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=chat(model="n", n=2, stream=True),
+                      headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as r:
+        assert r.status_code == 200 and r.headers["x-guardrail-action"] == "revise"
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    texts = {i: "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"][0]["index"] == i)
+             for i in (0, 1)}
+    assert texts[0] == BENIGN and "Canberra" in texts[1] and SYCOPHANTIC not in texts[1]
+    assert len(chunks[0]["guardrail"]["checked"]) == 2
+
+
 def test_tool_call_arguments_are_checked_and_a_sycophantic_call_is_withheld(proxy):
     r = post(proxy, chat(model="tools"))
     assert r.status_code == 200
