@@ -64,8 +64,8 @@ class Result:
             self.problems.append(f"{response.status_code} is not JSON")
         if response.status_code == 200 and drafts:
             try:
-                checked = response.json()["guardrail"]["checked"]
-            except (ValueError, KeyError, TypeError):
+                checked = answer_view(response)[0]["checked"]
+            except (ValueError, KeyError, TypeError, IndexError):
                 self.unchecked += drafts
                 return
             self.unchecked += max(0, drafts - len(checked)) + sum(c["status"] != "ok" for c in checked)
@@ -79,6 +79,16 @@ class Result:
     @property
     def passed(self) -> bool:
         return not self.problems and self.unchecked == 0 and self.secrets == 0
+
+
+def answer_view(response: Any) -> tuple[dict, int]:
+    """(the ``guardrail`` field, the number of choices) of a completion, JSON or server-sent events."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        events = [json.loads(line[6:]) for line in response.text.splitlines()
+                  if line.startswith("data: ") and line != "data: [DONE]"]
+        return events[0]["guardrail"], len({e["choices"][0]["index"] for e in events})
+    body = response.json()
+    return body["guardrail"], len(body.get("choices", []))
 
 
 def chat(model: str = "ok", content: Any = SAD_FALSE, **extra: Any) -> dict:
@@ -259,7 +269,11 @@ def fuzz_proxy(client: Any, base: str, seconds: float, max_examples: int) -> Res
             return
         drafts = 0
         if kind == "chat" and resp.status_code == 200:
-            drafts = len(resp.json().get("choices", []))
+            try:
+                drafts = answer_view(resp)[1]
+            except (ValueError, KeyError, TypeError, IndexError):
+                result.problems.append("a 200 answer without a readable guardrail field")
+                drafts = 1
         result.note(resp, expect=(200, 400, 413, 422, 429, 502, 503), drafts=drafts)
 
     with warnings.catch_warnings():

@@ -416,3 +416,54 @@ def test_generated_bodies_never_get_a_500_or_leak(proxy, body):
     if r.status_code == 200 and isinstance(body.get("messages") if isinstance(body, dict) else None, list):
         checked = r.json()["guardrail"]["checked"]
         assert len(checked) >= len(r.json()["choices"])
+
+
+def test_serve_with_a_config_file_flags_override_and_logs_hold_no_secret(upstream, tmp_path):
+    """The real command: config file + overriding flags, JSON log lines on stderr, nothing secret in them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.fake_upstream import free_port
+
+    port = free_port()
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"upstream: {{url: 'http://operator:{URL_PASSWORD}@127.0.0.1:{upstream.port}/v1', timeout_s: 5}}\n"
+                      f"server: {{port: 9, log_level: error}}\naudit: {{path: '{tmp_path / 'audit.jsonl'}'}}\n")
+    log_path = tmp_path / "stderr.log"
+    env = {**os.environ, "GUARDRAIL_API_KEY": KEY, "UPSTREAM_API_KEY": PLANTED_KEY}
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "guardrail.commands", "serve", "--config", str(config),
+                                 "--port", str(port), "--log-level", "info"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                cwd=os.path.dirname(os.path.dirname(__file__)))
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "proxy did not start"
+            time.sleep(0.25)
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat(), timeout=60,
+                       headers={"Authorization": f"Bearer {KEY}"})
+        assert_no_secret(r)
+        assert r.status_code == 200 and r.json()["guardrail"]["action"] == "revise"
+        assert_no_secret(httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat(model="error400"),
+                                    timeout=60, headers={"Authorization": f"Bearer {KEY}"}))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    text = log_path.read_text()
+    for secret in SECRETS + (KEY,):
+        assert secret not in text, secret
+    assert f"127.0.0.1:{upstream.port}/v1" in text  # the start-up line names the upstream without credentials
+    access = [json.loads(line) for line in text.splitlines() if line.startswith("{") and '"route"' in line]
+    assert {(a["route"], a["status"]) for a in access} >= {("/v1/chat/completions", 200), ("/v1/chat/completions", 400)}
+    assert "Sydney" not in text
