@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     up_port, proxy_port = free_port(), free_port()
     procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.proxy_bench", "--serve-upstream", str(up_port)])]
     procs.append(subprocess.Popen([sys.executable, "-m", "guardrail.commands", "serve", "--upstream",
-                                   f"http://127.0.0.1:{up_port}/v1", "--port", str(proxy_port), "--audit-log", str(audit)]))
+                                   f"http://127.0.0.1:{up_port}/v1", "--port", str(proxy_port), "--audit-log", str(audit),
+                                   "--log-level", "warning"]))
     try:
         wait_ready(f"http://127.0.0.1:{up_port}/healthz")
         wait_ready(f"http://127.0.0.1:{proxy_port}/healthz")

@@ -122,25 +122,48 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve(
-        upstream: str = typer.Option(..., help="Base URL of the OpenAI-compatible upstream, e.g. http://127.0.0.1:8081/v1."),
-        host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-        port: int = typer.Option(8080, help="Port to listen on."),
+        config: Optional[str] = typer.Option(None, "--config", help="Proxy config file (.yaml or .toml): upstream, server, auth, policy, audit, limits. Flags override it."),
+        upstream: Optional[str] = typer.Option(None, help="Base URL of the OpenAI-compatible upstream, e.g. http://127.0.0.1:8081/v1 (put its key in UPSTREAM_API_KEY, not in the URL)."),
+        host: Optional[str] = typer.Option(None, help="Interface to listen on (default 127.0.0.1)."),
+        port: Optional[int] = typer.Option(None, help="Port to listen on (default 8080)."),
         policy: Optional[str] = typer.Option(None, help="Policy file (.yaml or .toml)."),
-        audit_log: Optional[str] = typer.Option(None, help="Append-only JSONL audit log of verdicts (fsync per record)."),
-        api_key_env: str = typer.Option("GUARDRAIL_API_KEY", help="Environment variable holding the bearer token clients must send (unset = no auth)."),
-        upstream_key_env: str = typer.Option("UPSTREAM_API_KEY", help="Environment variable holding the upstream's API key, if any."),
-        upstream_timeout: float = typer.Option(60.0, help="Seconds to wait for the upstream before answering 504."),
+        audit_log: Optional[str] = typer.Option(None, help="Append-only JSONL audit log of verdicts (fsync per record; its HMAC key is kept beside it)."),
+        api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the bearer token clients must send (default GUARDRAIL_API_KEY; unset = no auth)."),
+        upstream_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the upstream's API key (default UPSTREAM_API_KEY)."),
+        upstream_timeout: Optional[float] = typer.Option(None, help="Total seconds for one upstream call before answering 504 (default 60)."),
+        max_body_bytes: Optional[int] = typer.Option(None, help="Request body limit in bytes (413 beyond; default 2,000,000)."),
+        log_level: Optional[str] = typer.Option(None, help="critical, error, warning, info (default; one JSON access-log line per request) or debug."),
         reask: bool = typer.Option(False, help="Use the upstream itself for the re-ask probe and model revisions."),
-        include_text: bool = typer.Option(False, help="Put claims and text in verdicts and the audit log (default: digests only)."),
+        include_text: Optional[bool] = typer.Option(None, "--include-text/--no-include-text", help="Put claims and text in verdicts and the audit log (default: digests only)."),
     ) -> None:
-        """Run an OpenAI-compatible proxy that checks every answer from UPSTREAM before returning it."""
-        from guardrail.proxy import serve as run
+        """Run an OpenAI-compatible proxy that checks every answer from the upstream before returning it."""
+        from pathlib import Path
 
-        guard = _guard(policy, upstream if reask else None, reask)
-        typer.echo(f"guardrail proxy on http://{host}:{port}/v1 -> {upstream}", err=True)
-        run(upstream, host=host, port=port, guard=guard, api_key=os.environ.get(api_key_env) or None,
-            audit_path=audit_log, upstream_api_key=os.environ.get(upstream_key_env) or None,
-            upstream_timeout_s=upstream_timeout, include_text=include_text)
+        from detectors.chat_client import redact_url
+        from guardrail.policy import PolicyError
+        from guardrail.proxy import serve as run
+        from guardrail.proxy_config import ConfigError, ProxyConfig
+
+        try:
+            cfg = ProxyConfig.load(config) if config else ProxyConfig()
+            cfg = cfg.merged({
+                "upstream.url": upstream, "upstream.api_key_env": upstream_key_env, "upstream.timeout_s": upstream_timeout,
+                "server.host": host, "server.port": port, "server.log_level": log_level.lower() if log_level else None,
+                "auth.api_key_env": api_key_env, "audit.path": audit_log, "audit.include_text": include_text,
+                "limits.max_body_bytes": max_body_bytes,
+                "policy": str(Path(policy).resolve()) if policy else None})
+            if not cfg.upstream.url:
+                raise ConfigError("no upstream: pass --upstream URL or set upstream.url in the --config file.")
+            upstream_key = os.environ.get(cfg.upstream.api_key_env) or None
+            base = cfg.upstream.url
+            from guardrail.guard import Guard
+
+            guard = Guard(model=base if reask else None, policy=cfg.load_policy(), api_key=upstream_key if reask else None)
+        except (ConfigError, PolicyError, ValueError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2)
+        typer.echo(f"guardrail proxy on http://{cfg.server.host}:{cfg.server.port}/v1 -> {redact_url(base)}", err=True)
+        run(config=cfg, guard=guard, api_key=os.environ.get(cfg.auth.api_key_env) or None, upstream_api_key=upstream_key)
 
     @app.command("serve-model")
     def serve_model(

@@ -8,7 +8,9 @@ A verdict carries ``status`` apart from ``action`` so that "the detector failed"
 from __future__ import annotations
 
 import hashlib
-from typing import Literal, Optional
+import hmac
+import re
+from typing import Callable, Literal, Optional
 
 from pydantic import BaseModel, Field
 
@@ -20,11 +22,37 @@ Truth = Literal["true", "false", "unknown"]
 SCHEMA_VERSION = "1"
 
 
-def text_digest(text: str | None) -> str | None:
-    """A short, non-reversible fingerprint used in logs instead of raw text."""
+def text_digest(text: str | None, key: bytes | None = None) -> str | None:
+    """A fingerprint used instead of raw text. Without ``key`` it is a short unsalted SHA-256, which anyone
+    can recompute to confirm a guessed text: fine in a reply to the caller who sent the text, not in a log.
+    With ``key`` it is HMAC-SHA256 (see ``keyed_digest``)."""
     if text is None:
         return None
+    if key is not None:
+        return keyed_digest(text, key)
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def keyed_digest(text: str | None, key: bytes) -> str | None:
+    """HMAC-SHA256 of ``text`` under a per-deployment secret: equal texts match within one deployment, and
+    without the key nobody can confirm a guessed message against the log."""
+    if text is None:
+        return None
+    if not key:
+        raise ValueError("keyed_digest needs a non-empty key: use guardrail.audit.load_or_create_key(path).")
+    return hmac.new(key, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+
+_ERROR_CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
+
+
+def error_code(error: str | None, status: str) -> str | None:
+    """The short, text-free part of an error message: its exception class ("RuntimeError: …" -> "RuntimeError")
+    or else the status ("timeout"). What follows the class may quote input or secrets."""
+    if error is None:
+        return None
+    head, sep, _ = error.partition(":")
+    return head if sep and _ERROR_CLASS.fullmatch(head) else status
 
 
 class BeliefFinding(BaseModel):
@@ -77,12 +105,20 @@ class Verdict(BaseModel):
         """The reply to send: the replacement text if any, else the draft."""
         return self.text if self.text is not None else draft
 
-    def redacted(self) -> "Verdict":
-        """A copy without any text derived from the user or the draft (claims, corrections, reply)."""
+    def redacted(self, digest: Optional[Callable[[str], Optional[str]]] = None) -> "Verdict":
+        """A copy without any text derived from the user, the draft or a failing detector (claims,
+        corrections, reply, the error message: only its class or code stays). ``digest`` replaces the claim
+        digests (an audit log passes its keyed digest, so a guessed claim cannot be confirmed)."""
         copy = self.model_copy(deep=True)
         for finding in copy.beliefs:
-            finding.claim_digest = finding.claim_digest or text_digest(finding.claim)
+            if digest is not None and finding.claim is not None:
+                finding.claim_digest = digest(finding.claim)
+            elif digest is not None:
+                finding.claim_digest = None  # an unkeyed digest must not reach a log either
+            else:
+                finding.claim_digest = finding.claim_digest or text_digest(finding.claim)
             finding.claim = None
             finding.correction = None
         copy.text = None
+        copy.error = error_code(copy.error, copy.status)
         return copy
