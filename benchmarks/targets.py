@@ -146,27 +146,32 @@ class HTTPTarget:
 
     @property
     def url(self) -> str:
-        return f"{self.base_url}/chat/completions"
+        from detectors.chat_client import chat_url, redact_url
+
+        return redact_url(chat_url(self.base_url))
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "http", "base_url": self.base_url, "model": self.model, "max_new_tokens": self.max_new_tokens,
-                "temperature": self.temperature, "system": self.system}
+        from detectors.chat_client import redact_url
 
-    def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return {"kind": "http", "base_url": redact_url(self.base_url), "model": self.model,
+                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "system": self.system}
 
-    def _payload(self, messages: list[Message]) -> dict[str, Any]:
-        if self.system and not (messages and messages[0].get("role") == "system"):
-            messages = [{"role": "system", "content": self.system}] + messages
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": self.max_new_tokens,
-                                "temperature": self.temperature}
+    def _params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": self.temperature}
         if self.seed is not None:
-            body["seed"] = self.seed
-        return body
+            params["seed"] = self.seed
+        return params
+
+    def _messages(self, messages: list[Message]) -> list[Message]:
+        if self.system and not (messages and messages[0].get("role") == "system"):
+            return [{"role": "system", "content": self.system}] + messages
+        return messages
 
     async def _one(self, client: Any, sem: asyncio.Semaphore, messages: list[Message]) -> str:
-        import httpx
+        """One answer through the shared chat client (its URL rule, deadline, size cap and bounded retries).
+        Past those, a server that is down or overloaded is waited for with backoff, so a restart mid-run
+        loses nothing; a refusal (4xx other than 429) is final."""
+        from detectors.chat_client import ChatClientError
 
         last = ""
         for attempt in range(self.retries + 1):
@@ -175,44 +180,33 @@ class HTTPTarget:
                 self.in_flight += 1
                 self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
                 try:
-                    resp = await client.post(self.url, json=self._payload(messages), headers=self._headers())
-                except (httpx.TransportError, httpx.TimeoutException) as exc:
-                    last = f"{type(exc).__name__}: {exc}"
-                    resp = None
+                    return await client.text(self._messages(messages), **self._params())
+                except ChatClientError as exc:
+                    if exc.status in (401, 403):
+                        raise TargetError(f"{self.url} refused the request ({exc.status}): set ${self.api_key_env}.") from None
+                    if exc.kind == "malformed" or (exc.status is not None and exc.status != 429 and exc.status < 500):
+                        raise TargetError(f"{exc} Is it an OpenAI-compatible endpoint?") from None
+                    last = str(exc)
+                    if exc.retry_after and exc.retry_after.isdigit():
+                        wait = min(float(exc.retry_after), 30.0)
                 finally:
                     self.in_flight -= 1
-            if resp is not None:
-                if resp.status_code == 200:
-                    try:
-                        return resp.json()["choices"][0]["message"]["content"] or ""
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        raise TargetError(f"{self.url} returned 200 without choices[0].message.content: "
-                                          f"{resp.text[:200]!r}. Is it an OpenAI-compatible endpoint?") from None
-                if resp.status_code in (401, 403):
-                    raise TargetError(f"{self.url} refused the request ({resp.status_code}): set ${self.api_key_env}.")
-                if resp.status_code != 429 and resp.status_code < 500:
-                    raise TargetError(f"{self.url} answered {resp.status_code}: {resp.text[:200]!r}.")
-                last = f"HTTP {resp.status_code}"
-                retry_after = resp.headers.get("retry-after")
-                if retry_after:
-                    try:
-                        wait = min(float(retry_after), 30.0)
-                    except ValueError:
-                        pass
             if attempt < self.retries:
                 self.retried += 1
                 await asyncio.sleep(wait)
         raise TargetError(f"{self.url}: gave up after {self.retries + 1} tries ({last}); is the server up?")
 
     async def aanswer_batch(self, conversations: Sequence[Sequence[Message]], on_answer: OnAnswer = None) -> list[str]:
-        import httpx
+        from detectors.chat_client import AsyncChatClient
 
         _check_conversations(conversations)
         sem = asyncio.Semaphore(self.max_in_flight)
-        limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
         answers: list[Optional[str]] = [None] * len(conversations)
         errors: list[str] = []
-        async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        # retries=0: this target's own backoff (below) outlasts a server restart and counts every retry
+        async with AsyncChatClient(self.base_url, api_key=key, model=self.model, timeout_s=self.timeout_s,
+                                   retries=0) as client:
 
             async def run(i: int) -> None:
                 try:

@@ -202,9 +202,9 @@ class Guard:
                     failed[id(c)] = self._failure(c, "timeout", f"the check ran past timeout_ms={self.policy.timeout_ms:g}")
             except Exception as exc:  # a detector failed: the fail policy decides
                 # our own contract errors are safe to show; others may quote input or secrets: class only
-                message = str(exc)[:200] if isinstance(exc, (ContractError, SourceError)) else type(exc).__name__
+                detail = str(exc)[:200] if isinstance(exc, (ContractError, SourceError)) else f"in the {stage[0]} stage"
                 for c in live:
-                    failed[id(c)] = self._failure(c, "error", f"{message} (stage {stage[0]})")
+                    failed[id(c)] = self._failure(c, "error", f"{type(exc).__name__}: {detail}")
             total = round((time.monotonic() - started) * 1000, 3)
             for c in live:
                 failed.get(id(c), c.verdict).timings_ms["total"] = total

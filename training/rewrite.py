@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -225,9 +224,10 @@ class DistillRewriter:
 
 
 class HTTPRewriter:
-    """Rewrites each assistant turn through an OpenAI-compatible chat endpoint (e.g. GPT-4o, vLLM).
+    """Rewrites each assistant turn through an OpenAI-compatible chat endpoint (e.g. GPT-4o, vLLM), through
+    the shared chat client (one URL rule; 429 and 5xx retried within its bounded machinery).
 
-    Requests run ``concurrency`` at a time; 429 and 5xx answers are retried with backoff.
+    Requests run ``concurrency`` at a time.
     """
 
     def __init__(
@@ -243,18 +243,15 @@ class HTTPRewriter:
         temperature: float = 0.0,
         instruction: str | None = None,
     ) -> None:
-        import httpx
+        from detectors.chat_client import ChatClient
 
         self.style = _check_style(style)
         self.model = model
         self.instruction = instruction or REWRITE_INSTRUCTIONS[style]
         self.concurrency = max(1, concurrency)
-        self.retries = retries
         self.temperature = temperature
-        url = base_url.rstrip("/")
-        self.url = url + "/chat/completions" if url.endswith("/v1") else url + "/v1/chat/completions"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._client = ChatClient(base_url, api_key=api_key, model=model, timeout_s=timeout, retries=retries)
+        self.url = self._client.safe_url
 
     def close(self) -> None:
         self._client.close()
@@ -267,37 +264,19 @@ class HTTPRewriter:
 
     def rewrite_turn(self, user: str, reply: str) -> str:
         """One assistant reply, rewritten; the user's turn is given as context only."""
-        import httpx
+        from detectors.chat_client import ChatClientError
 
-        body = {
-            "model": self.model,
-            "temperature": self.temperature,
-            "messages": [
-                {"role": "system", "content": self.instruction},
-                {"role": "user", "content": f"User message (context, do not rewrite):\n{user}\n\nAssistant reply to rewrite:\n{reply}"},
-            ],
-        }
-        delay = 1.0
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self._client.post(self.url, json=body)
-            except httpx.HTTPError as exc:
-                if attempt == self.retries:
-                    raise RewriteError(f"rewrite request to {self.url} failed: {exc}; check the endpoint is up") from exc
-            else:
-                if resp.status_code == 200:
-                    try:
-                        text = resp.json()["choices"][0]["message"]["content"]
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        raise RewriteError(f"{self.url} returned no choices[0].message.content: is it OpenAI-compatible?") from None
-                    if not isinstance(text, str) or not text.strip():
-                        raise RewriteError(f"{self.url} returned an empty rewrite")
-                    return text.strip()
-                if resp.status_code not in (408, 429) and resp.status_code < 500 or attempt == self.retries:
-                    raise RewriteError(f"{self.url} answered HTTP {resp.status_code}: {resp.text[:200]}")
-            time.sleep(delay)
-            delay *= 2
-        raise RewriteError("unreachable")  # pragma: no cover
+        messages = [
+            {"role": "system", "content": self.instruction},
+            {"role": "user", "content": f"User message (context, do not rewrite):\n{user}\n\nAssistant reply to rewrite:\n{reply}"},
+        ]
+        try:
+            text = self._client.text(messages, temperature=self.temperature)
+        except ChatClientError as exc:
+            raise RewriteError(f"rewrite request failed: {exc}; check the endpoint is up") from None
+        if not text.strip():
+            raise RewriteError(f"{self.url} returned an empty rewrite")
+        return text.strip()
 
     def rewrite(self, conversations: Sequence[Conversation], progress: Callable[[int], None] | None = None) -> list[Conversation]:
         def one(conv: Conversation) -> Conversation:
