@@ -180,4 +180,7 @@ def register(app: typer.Typer) -> None:
         write_report(runs, out, baseline=baseline)
         typer.echo(f"Wrote {out / 'report.md'}")
 
+    from benchmarks.judge_command import register as register_judge
+
+    register_judge(bench)  # `bench judge`
     app.add_typer(bench, name="bench")
