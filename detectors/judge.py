@@ -47,7 +47,8 @@ ANSWERING = (0, 1, 2)  # correct, incorrect, hedged: a window that asserts somet
 
 class JudgeItem(BaseModel):
     """One response to judge. ``correct``: the true answer or statement; ``incorrect``: the wrong answer
-    or the user's claim. Either may be None when the caller does not know it, not both."""
+    or the user's claim. Either may be None when the caller does not know it, not both. ``question`` is
+    carried for the caller's records: the model reads the answers themselves, never the question."""
 
     question: Optional[str] = None
     correct: Optional[str] = None
