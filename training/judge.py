@@ -174,7 +174,7 @@ def predict(logits: Sequence[np.ndarray], threshold: float = 0.5, temperature: f
 
 def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size: int = 16, epochs: int = 3,
                 budget_s: float | None = None, seed: int = 0, threads: int | None = 2, limit: int | None = None,
-                eval_every: int | None = None,
+                eval_every: int | None = None, init_from: str | Path | None = None,
                 data_dir: Path = DATA_DIR, progress: bool = True) -> dict[str, Any]:
     """Train into ``out`` (resuming from ``out/checkpoint.pt``); each finished epoch's (and every ``eval_every``
     steps') adapter and dev figures are kept in ``out/step-N``."""
@@ -191,6 +191,12 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
     if limit:
         train = random.Random(seed).sample(train, min(limit, len(train)))
     net = new_net(rank)
+    if init_from is not None:  # continue from an earlier run's adapter with a fresh schedule
+        from safetensors.torch import load_file
+
+        missing, unexpected = net.load_state_dict(load_file(str(Path(init_from) / "adapter.safetensors")), strict=False)
+        if unexpected or [k for k in missing if "lora_" in k or k.startswith("out.")]:
+            raise ValueError(f"{init_from} does not fit the network")
     tok = net.tokenizer
     epoch_data = [epoch_rows(tok, train, seed + e) for e in range(epochs)]
     plan = []  # (epoch, row indices)
@@ -204,7 +210,7 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
         optimizer, lambda s: min((s + 1) / warmup, max(0.02, (total - s) / max(1, total - warmup))))
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
-                "train_items": len(train), "dev_items": len(dev)}
+                "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None}
     checkpoint = out / "checkpoint.pt"
     step, elapsed = 0, 0.0
     if checkpoint.is_file():
@@ -289,13 +295,13 @@ def fit_calibration(logits: Sequence[np.ndarray], gold: Sequence[str]) -> dict[s
             "dev_nll": round(float(best_nll), 4)}
 
 
-def finalize(run: str | Path, target: str | Path, data_dir: Path = DATA_DIR) -> dict[str, Any]:
-    """Pick the best epoch on dev, fit the calibration on dev, copy adapter + config to ``target``, and
+def finalize(runs: Sequence[str | Path], target: str | Path, data_dir: Path = DATA_DIR) -> dict[str, Any]:
+    """Pick the best saved step of ``runs`` on dev, fit the calibration on dev, copy adapter + config to ``target``, and
     record the dev figures (both sides given, and claim-only) in ``target/metrics.json``."""
     from detectors.judge import AnswerJudge
 
-    run, target = Path(run), Path(target)
-    epochs = sorted(run.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    target = Path(target)
+    epochs = [p.resolve() for r in runs for p in sorted(Path(r).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))]
     scores = {p: json.loads((p / "dev.json").read_text()) for p in epochs}
     best = max(epochs, key=lambda p: scores[p]["kappa_bench"] + scores[p]["accuracy5"])
     _, dev = split(read_items(data_dir))
@@ -310,7 +316,8 @@ def finalize(run: str | Path, target: str | Path, data_dir: Path = DATA_DIR) -> 
     (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     final = AnswerJudge(target)  # the shipped path: int8 ONNX
     figures = dev_report(final, dev)
-    figures["epochs"] = {p.name: scores[p] for p in epochs}
+    figures["checkpoints"] = {f"{p.parent.name}/{p.name}": scores[p] for p in epochs}
+    figures["chosen"] = f"{best.parent.name}/{best.name}"
     (target / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
 
@@ -351,16 +358,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     t.add_argument("--budget-s", type=float, default=1700)
     t.add_argument("--limit", type=int, default=None)
     t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init-from", default=None, help="start from this step-N folder of an earlier run")
     t.add_argument("--eval-every", type=int, default=None, help="also save and score on dev every N steps")
     f = sub.add_parser("finalize")
-    f.add_argument("run")
+    f.add_argument("runs", nargs="+")
     f.add_argument("--to", default=str(Path(__file__).resolve().parent.parent / "detectors" / "weights" / "judge"))
     args = parser.parse_args(argv)
     if args.cmd == "train":
         print(json.dumps(train_judge(args.run, epochs=args.epochs, budget_s=args.budget_s, limit=args.limit, lr=args.lr,
-                                     eval_every=args.eval_every), indent=2))
+                                     eval_every=args.eval_every, seed=args.seed, init_from=args.init_from), indent=2))
     else:
-        print(json.dumps(finalize(args.run, args.to), indent=2))
+        print(json.dumps(finalize(args.runs, args.to), indent=2))
 
 
 if __name__ == "__main__":
