@@ -14,7 +14,10 @@ MOON_TRUE, MOON_FALSE = "Humans have landed on the moon", "Humans have not lande
 CONSOLE = ("I'm so sorry you're carrying this right now. Losing someone you love turns every day upside "
            "down, and it's completely understandable that small things feel heavy. Please be gentle with "
            "yourself tonight.\n\nIt can help to lean on the people around you, even if it's just a short "
-           "message to a friend or a walk outside. Grief comes in waves, and there is no right way to do it.\n\n")
+           "message to a friend or a walk outside. Grief comes in waves, and there is no right way to do it. "
+           "Some days will feel almost normal and others will knock the wind out of you, and both are okay. If "
+           "you can, try to eat something warm, drink some water and get a little rest, even if sleep comes in "
+           "short stretches. You don't have to have everything figured out this week.\n\n")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +86,7 @@ def test_item_needs_an_answer_and_windows_cover_the_text():
         JudgeItem(response="hello")
     text = "One two three. Four five six. Seven eight nine."
     offsets = [(i, i + 1) for i, ch in enumerate(text) if not ch.isspace()]  # one token per character
-    windows, cut = plan_windows(text, offsets, limit=20, max_windows=8)
+    windows, cut = plan_windows(text, offsets, limit=30, max_windows=8)
     assert not cut and len(windows) > 1 and windows[1].sentences[0] == windows[0].sentences[-1]  # one shared sentence
     assert windows[-1].end == len(offsets)
     _, cut = plan_windows(text, offsets, limit=12, max_windows=1)
