@@ -250,7 +250,7 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
                      "schedule": schedule.state_dict(), "step": step, "elapsed": time.monotonic() - started}
             torch.save(state, checkpoint.with_suffix(".tmp"))
             checkpoint.with_suffix(".tmp").replace(checkpoint)
-        if epoch_end:
+        if epoch_end or over:  # a run stopped by its budget also leaves a scored snapshot
             folder = out / f"step-{step}"
             save_adapter(net, folder, rank=rank, window_tokens=WINDOW_TOKENS, layers=TUNED_LAYERS, epoch=e + 1, step=step)
             logits = dev_logits(net, tok, dev)
