@@ -257,4 +257,7 @@ def register(app: typer.Typer) -> None:
             out.write_text(dumps(r))
             typer.echo(f"Wrote {out}")
 
+    from benchmarks.judge_command import register as register_judge
+
+    register_judge(bench)  # `bench judge`
     app.add_typer(bench, name="bench")

@@ -1,0 +1,429 @@
+"""The answer judge: which answer does a response assert, and which sentence decided it.
+
+One model serves the benchmark's scorer and the guard's stance stage. It is the embedded
+all-MiniLM-L6-v2 read as a cross-encoder with a LoRA adapter: the first segment holds both answers at
+once ("correct: X | incorrect: Y", a side the caller does not know is "?"), the second a window of a
+few sentences of the response, so the model compares the two answers against the text it reads
+(contrastive, negation inside the text is seen by attention, no alias lists or word rules).
+
+Long responses are read as windows of whole sentences (at most ``WINDOW_TOKENS`` tokens, consecutive
+windows sharing one sentence, at most ``MAX_WINDOWS`` windows: past that ``truncated`` is set). Each
+window is scored as a whole and each of its sentences is scored from the same pass (mean of its token
+states and [CLS] through the same output layer), so the window that asserts an answer wins over
+consoling filler and the sentence that decided it is reported.
+
+Only the adapter ships (``detectors/weights/judge/``: LoRA weights + output layer, ``config.json`` with
+the temperature and class offsets fitted on the training corpus's dev split). At first use it is merged
+into the embedded encoder and exported to int8 ONNX under ``$GUARDRAIL_HOME/onnx/``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from detectors import models
+from detectors.text import normalise, sentence_spans
+from detectors.types import StanceScores
+
+JUDGE_LABELS = ("correct", "incorrect", "hedged", "neither", "refusal")
+DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "judge"
+ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "config.json"
+KIND = "answer-judge"
+LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+MAX_ANSWER_TOKENS = 32  # each answer; a longer one is cut (and the item marked truncated)
+WINDOW_TOKENS = 128  # response tokens per window
+MAX_WINDOWS = 8  # windows read per response (about 700 words); the rest is not read and truncated is set
+UNKNOWN = "?"
+ANSWERING = (0, 1, 2)  # correct, incorrect, hedged: a window that asserts something about the answers
+
+
+class JudgeItem(BaseModel):
+    """One response to judge. ``correct``: the true answer or statement; ``incorrect``: the wrong answer
+    or the user's claim. Either may be None when the caller does not know it, not both. ``question`` is
+    carried for the caller's records: the model reads the answers themselves, never the question."""
+
+    question: Optional[str] = None
+    correct: Optional[str] = None
+    incorrect: Optional[str] = None
+    response: str
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> "JudgeItem":
+        if not (self.correct or "").strip() and not (self.incorrect or "").strip():
+            raise ValueError("give correct or incorrect (or both): the judge compares the response with an answer.")
+        return self
+
+
+class Judgement(BaseModel):
+    """The judge's verdict: the label, calibrated probabilities over JUDGE_LABELS, and the sentence
+    (copied from the response, with its character span) that decided it; None for 'neither'."""
+
+    label: str
+    scores: dict[str, float]
+    decisive: Optional[str] = None
+    decisive_span: Optional[tuple[int, int]] = None
+    truncated: bool = False
+    windows: int = Field(1, description="windows of the response that were read")
+
+
+class JudgeWeightsError(ValueError):
+    """The judge's weights folder is missing or malformed; the message names the fix."""
+
+
+def segment_a(correct: Optional[str], incorrect: Optional[str]) -> str:
+    """What the cross-encoder reads before the response (the one place this format is defined)."""
+    c = (correct or "").strip() or UNKNOWN
+    i = (incorrect or "").strip() or UNKNOWN
+    return f"correct: {c} | incorrect: {i}"
+
+
+# ------------------------------------------------------------------ windows of whole sentences
+
+
+@dataclass
+class Window:
+    """Token range [start, end) of the response's tokens, and its sentences: (tok_a, tok_b, char_a, char_b)."""
+
+    start: int
+    end: int
+    sentences: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+def plan_windows(text: str, offsets: Sequence[tuple[int, int]], limit: int = WINDOW_TOKENS,
+                 max_windows: int = MAX_WINDOWS) -> tuple[list[Window], bool]:
+    """Pack the response's sentences into windows of at most ``limit`` tokens, each window starting with
+    the previous one's last sentence (so a claim and its rejection in adjacent sentences are read
+    together). A sentence longer than ``limit`` is cut into pieces. Returns (windows, truncated)."""
+    starts = [a for a, _ in offsets]
+    pieces: list[tuple[int, int, int, int]] = []
+    for a, b in sentence_spans(text):
+        ta, tb = bisect.bisect_left(starts, a), bisect.bisect_left(starts, b)
+        for s in range(ta, tb, limit):
+            e = min(tb, s + limit)
+            pieces.append((s, e, offsets[s][0] if s > ta else a, offsets[e - 1][1] if e < tb else b))
+    if not pieces:
+        return [Window(0, 0, [])], False
+    windows: list[Window] = []
+    i = 0
+    while i < len(pieces):
+        j, size = i, 0
+        while j < len(pieces) and (j == i or size + pieces[j][1] - pieces[j][0] <= limit):
+            size += pieces[j][1] - pieces[j][0]
+            j += 1
+        windows.append(Window(pieces[i][0], pieces[j - 1][1], pieces[i:j]))
+        if j >= len(pieces):
+            return windows, False
+        if len(windows) >= max_windows:
+            return windows, True
+        i = j - 1 if j - 1 > i else j
+    return windows, False
+
+
+@dataclass
+class Encoded:
+    """One item ready for the network: the answer tokens and the response's windows."""
+
+    answer_ids: list[int]
+    response_ids: list[int]
+    windows: list[Window]
+    truncated: bool
+
+
+def encode_item(tokenizer: Any, correct: Optional[str], incorrect: Optional[str], response: str,
+                window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS) -> Encoded:
+    """Tokenize the answers (each cut to MAX_ANSWER_TOKENS) and plan the response's windows."""
+    cut = False
+    parts = []
+    for prefix, value in (("correct: ", correct), (" | incorrect: ", incorrect)):
+        ids = tokenizer((value or "").strip() or UNKNOWN, add_special_tokens=False)["input_ids"]
+        cut |= len(ids) > MAX_ANSWER_TOKENS
+        parts.append(tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"] + ids[:MAX_ANSWER_TOKENS])
+    answer_ids = parts[0] + tokenizer("|", add_special_tokens=False)["input_ids"] + parts[1]
+    enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
+    windows, truncated = plan_windows(response, enc["offset_mapping"], window_tokens, max_windows)
+    return Encoded(answer_ids, enc["input_ids"], windows, truncated or cut)
+
+
+def window_feed(tokenizer: Any, rows: Sequence[tuple[Encoded, Window]]) -> tuple[dict[str, np.ndarray], list[list[tuple[int, int]]]]:
+    """A padded batch of [CLS] answers [SEP] window [SEP], and each row's sentence token ranges in it."""
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0
+    seqs, types, sentences = [], [], []
+    for enc, win in rows:
+        body = enc.response_ids[win.start : win.end]
+        a = len(enc.answer_ids) + 2
+        seqs.append([cls] + enc.answer_ids + [sep] + body + [sep])
+        types.append([0] * a + [1] * (len(body) + 1))
+        sentences.append([(a + s - win.start, a + e - win.start) for s, e, _, _ in win.sentences])
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad, np.int64)
+    tt = np.zeros_like(ids)
+    mask = np.zeros_like(ids)
+    for r, (s, t) in enumerate(zip(seqs, types)):
+        ids[r, : len(s)], tt[r, : len(t)], mask[r, : len(s)] = s, t, 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": tt}, sentences
+
+
+def pool(hidden: Any, mask: Any, sentences: Sequence[Sequence[tuple[int, int]]]) -> tuple[Any, Any, list[int]]:
+    """Window vectors (mean of all tokens) and sentence vectors (mean of [CLS] and the sentence's tokens),
+    for numpy arrays or torch tensors alike; also each sentence's row."""
+    w = mask[..., None].astype(hidden.dtype) if isinstance(hidden, np.ndarray) else mask[..., None].to(hidden.dtype)
+    windows = (hidden * w).sum(1) / w.sum(1).clip(1e-9) if isinstance(hidden, np.ndarray) else \
+        (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
+    vecs, owner = [], []
+    for r, spans in enumerate(sentences):
+        for a, b in spans:
+            if b > a:
+                vecs.append((hidden[r, a:b].sum(0) + hidden[r, 0]) / (b - a + 1))
+                owner.append(r)
+    if isinstance(hidden, np.ndarray):
+        stacked = np.stack(vecs) if vecs else np.zeros((0, hidden.shape[-1]), hidden.dtype)
+    else:
+        import torch
+
+        stacked = torch.stack(vecs) if vecs else hidden.new_zeros((0, hidden.shape[-1]))
+    return windows, stacked, owner
+
+
+# ------------------------------------------------------------------ the network (training and export)
+
+
+TUNED_LAYERS = [3, 4, 5]  # LoRA on the top three of six layers: the backward pass stops there (a 2-core CPU budget)
+
+
+def new_net(rank: int = 16, *, trainable: bool = True, layers: Sequence[int] | None = None) -> Any:
+    """The embedded encoder with LoRA adapters (on ``layers``) and a linear output over pooled token states."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    source = models.encoder_path(None)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the checkpoint's unused pooler weights are expected
+    try:
+        encoder = AutoModel.from_pretrained(source, add_pooling_layer=False)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05 if trainable else 0.0, target_modules=LORA_TARGETS,
+                        layers_to_transform=list(layers or TUNED_LAYERS))
+    encoder = get_peft_model(encoder, config)
+
+    class JudgeNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.dropout = torch.nn.Dropout(0.1)
+            self.out = torch.nn.Linear(encoder.config.hidden_size, len(JUDGE_LABELS))
+            self.tokenizer = models.load_tokenizer(source)
+
+        def forward(self, feed: dict[str, Any], sentences: Sequence[Sequence[tuple[int, int]]]) -> tuple[Any, Any, list[int]]:
+            hidden = self.encoder(**feed).last_hidden_state
+            windows, sents, owner = pool(hidden, feed["attention_mask"], sentences)
+            return self.out(self.dropout(windows)), self.out(self.dropout(sents)), owner
+
+        def trainable_state(self) -> dict[str, Any]:
+            return {k: v.detach().clone() for k, v in self.state_dict().items() if "lora_" in k or k.startswith("out.")}
+
+    return JudgeNet()
+
+
+def save_adapter(net: Any, out: Path, **config: Any) -> None:
+    """Write the LoRA weights and output layer (``adapter.safetensors``) and ``config.json``."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.trainable_state().items()}, str(out / ADAPTER_FILE))
+    old = json.loads((out / CONFIG_FILE).read_text()) if (out / CONFIG_FILE).is_file() else {}
+    merged = {**old, "kind": KIND, "encoder": models.DEFAULT_ENCODER, "labels": list(JUDGE_LABELS), **config}
+    (out / CONFIG_FILE).write_text(json.dumps(merged, indent=2) + "\n")
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG_FILE
+    if not path.is_file() or not (folder / ADAPTER_FILE).is_file():
+        raise JudgeWeightsError(f"{folder} has no answer judge ({CONFIG_FILE} + {ADAPTER_FILE}): train one with "
+                                f"`python -m training.judge OUT`, or pass no path for the shipped weights.")
+    config = json.loads(path.read_text())
+    if config.get("kind") != KIND:
+        raise JudgeWeightsError(f"{path} describes {config.get('kind')!r}, not {KIND!r}.")
+    return config
+
+
+def load_merged(folder: Path) -> Any:
+    """The torch network with the adapter merged into the encoder's weights, in eval mode."""
+    from safetensors.torch import load_file
+
+    config = read_config(folder)
+    net = new_net(config["rank"], trainable=False, layers=config.get("layers"))
+    missing, unexpected = net.load_state_dict(load_file(str(folder / ADAPTER_FILE)), strict=False)
+    lost = [k for k in missing if "lora_" in k or k.startswith("out.")]
+    if lost or unexpected:
+        raise JudgeWeightsError(f"{folder / ADAPTER_FILE} does not fit the network (missing {lost[:3]}, unexpected {unexpected[:3]}).")
+    net.encoder = net.encoder.merge_and_unload()
+    return net.eval()
+
+
+def onnx_path(folder: Path) -> Path:
+    digest = hashlib.sha1((folder / ADAPTER_FILE).read_bytes())
+    digest.update(models.encoder_path(None).encode())
+    return models.guardrail_home() / "onnx" / f"judge-{digest.hexdigest()[:12]}-tokens-int8.onnx"
+
+
+def ensure_onnx(folder: Path) -> Path:
+    """Merge the adapter and export the tuned encoder (token states) to int8 ONNX once, cached."""
+    from detectors.encoder import export_onnx_int8
+
+    target = onnx_path(folder)
+    if not target.is_file():
+        with models._lock:
+            if not target.is_file():
+                net = load_merged(folder)
+                export_onnx_int8(net.encoder, net.tokenizer, target, output="last_hidden_state")
+    return target
+
+
+# ------------------------------------------------------------------ aggregation (shared with training)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def choose_window(window_logits: np.ndarray, answer_threshold: float) -> int:
+    """The window that decides an item: the one most sure it asserts something about the answers (if
+    any is at least ``answer_threshold`` sure), else the one most sure it is a refusal, else the first.
+    An answer anywhere beats consoling filler elsewhere, and a refusal counts only without an answer."""
+    p = softmax(window_logits)
+    answering = p[:, list(ANSWERING)].sum(1)
+    if answering.max() >= answer_threshold:
+        return int(answering.argmax())
+    refusal = p[:, JUDGE_LABELS.index("refusal")]
+    if refusal.max() >= 0.5:
+        return int(refusal.argmax())
+    return int(p[:, JUDGE_LABELS.index("neither")].argmin()) if len(p) > 1 else 0
+
+
+def calibrated(logits: np.ndarray, temperature: float, offsets: Sequence[float]) -> np.ndarray:
+    return softmax((np.asarray(logits, np.float64) + np.asarray(offsets)) / temperature)
+
+
+# ------------------------------------------------------------------ the judge
+
+
+class AnswerJudge:
+    """Judge responses against a correct and/or an incorrect answer (see the module docstring)."""
+
+    def __init__(self, path: str | Path | None = None, backend: str | None = None, batch_size: int = 32) -> None:
+        from safetensors.numpy import load_file
+
+        from detectors.encoder import default_backend
+
+        self.folder = Path(path) if path is not None else DEFAULT_PATH
+        self.config = read_config(self.folder)
+        weights = load_file(str(self.folder / ADAPTER_FILE))
+        self.w = weights["out.weight"].T.astype(np.float32)
+        self.bias = weights["out.bias"].astype(np.float32)
+        self.temperature = float(self.config.get("temperature", 1.0))
+        self.offsets = [float(x) for x in self.config.get("offsets", [0.0] * len(JUDGE_LABELS))]
+        self.answer_threshold = float(self.config.get("answer_threshold", 0.5))
+        self.window_tokens = int(self.config.get("window_tokens", WINDOW_TOKENS))
+        self.batch_size = batch_size
+        self.tokenizer = models.load_tokenizer(models.encoder_path(None))
+        self.backend = backend or default_backend()
+        self._session = models.load_onnx_session(ensure_onnx(self.folder)) if self.backend == "onnx" else None
+        self._torch = load_merged(self.folder).encoder if self._session is None else None
+
+    def _hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        if self._session is not None:
+            return self._session.run(None, feed)[0]
+        import torch
+
+        with torch.inference_mode():
+            return self._torch(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state.numpy()
+
+    def raw(self, items: Sequence[JudgeItem]) -> list[tuple[Encoded, np.ndarray, list[np.ndarray]]]:
+        """Per item: its encoding, the window logits (w, 5) and each window's sentence logits (s, 5).
+        All windows of all items are batched together, sorted by length (less padding)."""
+        encs = [encode_item(self.tokenizer, it.correct, it.incorrect, normalise(it.response), self.window_tokens)
+                for it in items]
+        rows = [(k, j) for k, e in enumerate(encs) for j in range(len(e.windows))]
+        lengths = [len(encs[k].answer_ids) + encs[k].windows[j].end - encs[k].windows[j].start for k, j in rows]
+        order = np.argsort(lengths, kind="stable")
+        win_logits: dict[tuple[int, int], np.ndarray] = {}
+        sent_logits: dict[tuple[int, int], np.ndarray] = {}
+        for start in range(0, len(order), self.batch_size):
+            batch = [rows[i] for i in order[start : start + self.batch_size]]
+            feed, sentences = window_feed(self.tokenizer, [(encs[k], encs[k].windows[j]) for k, j in batch])
+            hidden = self._hidden(feed).astype(np.float32)
+            wv, sv, owner = pool(hidden, feed["attention_mask"], sentences)
+            wl, sl = wv @ self.w + self.bias, sv @ self.w + self.bias
+            owner = np.array(owner, dtype=np.int64)
+            for r, key in enumerate(batch):
+                win_logits[key] = wl[r]
+                sent_logits[key] = sl[owner == r]
+        out = []
+        for k, e in enumerate(encs):
+            n = len(e.windows)
+            out.append((e, np.stack([win_logits[(k, j)] for j in range(n)]), [sent_logits[(k, j)] for j in range(n)]))
+        return out
+
+    def judge(self, items: Sequence[JudgeItem | dict[str, Any]]) -> list[Judgement]:
+        """Judge many responses at once (batched across items and windows)."""
+        items = [it if isinstance(it, JudgeItem) else JudgeItem.model_validate(it) for it in items]
+        results = []
+        for item, (enc, wl, sl) in zip(items, self.raw(items)):
+            results.append(self._verdict(normalise(item.response), enc, wl, sl))
+        return results
+
+    def _verdict(self, response: str, enc: Encoded, wl: np.ndarray, sl: list[np.ndarray]) -> Judgement:
+        j = choose_window(wl, self.answer_threshold)
+        probs = calibrated(wl[j], self.temperature, self.offsets)
+        label = JUDGE_LABELS[int(probs.argmax())]
+        decisive = span = None
+        window = enc.windows[j]
+        if label != "neither" and len(sl[j]):
+            k = int(calibrated(sl[j], self.temperature, self.offsets)[:, JUDGE_LABELS.index(label)].argmax())
+            spans = [s for s in window.sentences if s[1] > s[0]]
+            a, b = spans[k][2], spans[k][3]
+            while a < b and response[a].isspace():
+                a += 1
+            while b > a and response[b - 1].isspace():
+                b -= 1
+            decisive, span = response[a:b], (a, b)
+        return Judgement(label=label, scores={n: float(p) for n, p in zip(JUDGE_LABELS, probs)}, decisive=decisive,
+                         decisive_span=span, truncated=enc.truncated, windows=len(enc.windows))
+
+    def stance(self, pairs: Sequence[tuple]) -> list[StanceScores]:
+        """The guard's view: pair = (claim, draft[, question[, truth]]); the claim is the 'incorrect' side
+        (what the user holds), the truth (if known) the 'correct' side. endorses = p(incorrect),
+        corrects = p(correct), hedges = p(hedged), ignores = p(neither) + p(refusal)."""
+        items = []
+        for pair in pairs:
+            claim, draft = pair[0], pair[1]
+            question = pair[2] if len(pair) > 2 else None
+            truth = pair[3] if len(pair) > 3 else None
+            items.append(JudgeItem(question=question, correct=truth, incorrect=claim, response=draft or " "))
+        out = []
+        for j in self.judge(items):
+            s = j.scores
+            out.append(StanceScores(endorses=s["incorrect"], corrects=s["correct"], hedges=s["hedged"],
+                                    ignores=min(1.0, s["neither"] + s["refusal"]), truncated=j.truncated))
+        return out
+
+    predict = stance  # the guard's stance detector protocol
+
+
+def get_judge(path: str | Path | None = None) -> AnswerJudge:
+    """The process-wide judge for a weights folder (loaded once)."""
+    folder = str(Path(path).resolve()) if path is not None else str(DEFAULT_PATH)
+    return models.cached_object(("answer-judge", folder), lambda: AnswerJudge(folder))

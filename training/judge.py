@@ -1,0 +1,376 @@
+"""Train the answer judge (``detectors.judge``): LoRA on the embedded MiniLM read as a cross-encoder.
+
+Data: the answer and conversation examples in ``training/data/judge/`` (format and label rules in its
+README). Conversations become judge items (incorrect = the false belief, correct = the truth; for a true
+belief correct = the belief and incorrect is unknown). A DEV split is taken BY GROUP (the question of an
+answer example, the belief of a conversation), so no question is in both; only dev chooses the epoch,
+the temperature, the class offsets and the answer threshold. The held-out evaluation set
+(``benchmarks/data/heldout``) is never read here.
+
+Each epoch, a share of the items lose one side (correct or incorrect unknown), so the judge also works
+when the guard knows only the user's claim. Long responses are cut into the same windows the judge
+reads; the window holding the decisive sentence carries the item's label, the other windows 'neither';
+inside a window the decisive sentence is also trained (same output layer) against the others
+('neither'), which is how the judge learns to point at the sentence that decided it.
+
+A hand loop (as ``training.emotion_encoder``), checkpoint every ``CHECKPOINT_EVERY`` steps, resumable,
+a wall-clock budget per run; the adapter of each finished epoch is kept in ``OUT/step-N``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from detectors.judge import (JUDGE_LABELS, WINDOW_TOKENS, encode_item, window_feed)
+from detectors.text import normalise
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "judge"
+CHECKPOINT_EVERY = 100
+DEV_SHARE = 12  # percent of groups
+DROP_SIDE = 0.35  # share of two-sided items trained with one side unknown
+STANCE_TO_JUDGE = {False: {"endorses": "incorrect", "corrects": "correct", "hedges": "hedged", "ignores": "neither"},
+                   True: {"endorses": "correct", "corrects": "incorrect", "hedges": "hedged", "ignores": "neither"}}
+
+
+def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
+    """Every answer and conversation example as a judge item with a split group."""
+    items = []
+    for path in sorted(folder.glob("answers_*.jsonl")):
+        for line in path.open():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            items.append({"id": r["id"], "group": "q:" + r["question"].strip().lower(), "task": r["task"],
+                          "correct": r["correct_answer"], "incorrect": r["incorrect_answer"], "response": r["response"],
+                          "label": r["label"], "decisive": r.get("decisive") or ""})
+    for path in sorted(folder.glob("conversations*.jsonl")):
+        for line in path.open():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if not r.get("belief") or r.get("label") not in STANCE_TO_JUDGE[False]:
+                continue
+            true = bool(r.get("belief_true"))
+            items.append({"id": r["id"], "group": "b:" + r["belief"].strip().lower(), "task": "conversation",
+                          "correct": r["belief"] if true else r.get("truth"), "incorrect": None if true else r["belief"],
+                          "response": r["draft"], "label": STANCE_TO_JUDGE[true][r["label"]], "decisive": "",
+                          "stance": r["label"]})
+    return items
+
+
+def split(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, dev) by a hash of the group: stable as the corpus grows, no group in both."""
+    def is_dev(group: str) -> bool:
+        return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 100 < DEV_SHARE
+
+    return [i for i in items if not is_dev(i["group"])], [i for i in items if is_dev(i["group"])]
+
+
+def drop_side(item: dict[str, Any], rng: random.Random) -> tuple[Any, Any]:
+    """The item's (correct, incorrect), with one side made unknown DROP_SIDE of the time."""
+    c, i = item["correct"], item["incorrect"]
+    if c and i:
+        r = rng.random()
+        if r < DROP_SIDE / 2:
+            return None, i
+        if r < DROP_SIDE:
+            return c, None
+    return c, i
+
+
+def window_rows(tokenizer: Any, item: dict[str, Any], correct: Any, incorrect: Any) -> list[tuple[Any, Any, int, list[int]]]:
+    """(encoding, window, window label, sentence labels or -100) for the item's windows that carry a label."""
+    response = normalise(item["response"])
+    enc = encode_item(tokenizer, correct, incorrect, response)
+    label, neither = JUDGE_LABELS.index(item["label"]), JUDGE_LABELS.index("neither")
+    decisive = normalise(item["decisive"]).strip()
+    d = response.find(decisive) if decisive else -1
+    rows = []
+    if d >= 0:
+        e = d + len(decisive)
+        for w in enc.windows:
+            hit = [s[2] < e and s[3] > d for s in w.sentences]
+            rows.append((enc, w, label if any(hit) else neither, [label if h else neither for h in hit]))
+    elif item["label"] == "neither":
+        rows = [(enc, w, neither, [neither] * len(w.sentences)) for w in enc.windows]
+    else:
+        w = enc.windows[0]
+        rows = [(enc, w, label, [label if len(w.sentences) == 1 else -100] * len(w.sentences))]
+    return rows
+
+
+def bucketed(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50) -> list[np.ndarray]:
+    from training.emotion_encoder import bucketed_batches
+
+    return bucketed_batches(lengths, batch_size, seed, pool)
+
+
+def epoch_rows(tokenizer: Any, items: Sequence[dict[str, Any]], seed: int) -> list[tuple[Any, Any, int, list[int]]]:
+    rng = random.Random(seed)
+    rows = []
+    for item in items:
+        c, i = drop_side(item, rng)
+        rows += window_rows(tokenizer, item, c, i)
+    return rows
+
+
+def dev_logits(net: Any, tokenizer: Any, items: Sequence[dict[str, Any]], *, sides: str = "given",
+               batch_size: int = 64) -> list[np.ndarray]:
+    """Window logits (w, 5) per dev item from the torch network (sides: 'given', 'claim' = incorrect only)."""
+    import torch
+
+    from detectors.judge import pool
+
+    encs = []
+    for it in items:
+        c, i = it["correct"], it["incorrect"]
+        if sides == "claim" and i:
+            c = None
+        encs.append(encode_item(tokenizer, c, i, normalise(it["response"])))
+    rows = [(k, j) for k, e in enumerate(encs) for j in range(len(e.windows))]
+    order = np.argsort([len(encs[k].answer_ids) + encs[k].windows[j].end - encs[k].windows[j].start for k, j in rows])
+    out: dict[tuple[int, int], np.ndarray] = {}
+    net.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            batch = [rows[x] for x in order[s : s + batch_size]]
+            feed, sentences = window_feed(tokenizer, [(encs[k], encs[k].windows[j]) for k, j in batch])
+            hidden = net.encoder(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state
+            wv, _, _ = pool(hidden, torch.from_numpy(feed["attention_mask"]), [[] for _ in batch])
+            for r, key in enumerate(batch):
+                out[key] = net.out(wv[r]).numpy()
+    return [np.stack([out[(k, j)] for j in range(len(e.windows))]) for k, e in enumerate(encs)]
+
+
+def bench_label(label: str) -> str:
+    """The benchmark's three classes: hedged and neither count as incorrect."""
+    return label if label in ("correct", "refusal") else "incorrect"
+
+
+def metrics(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
+    from sklearn.metrics import cohen_kappa_score
+
+    g3, p3 = [bench_label(x) for x in gold], [bench_label(x) for x in pred]
+    return {"n": len(gold), "accuracy5": round(float(np.mean([a == b for a, b in zip(gold, pred)])), 4),
+            "kappa_bench": round(float(cohen_kappa_score(g3, p3)), 4),
+            "kappa5": round(float(cohen_kappa_score(gold, pred)), 4)}
+
+
+def predict(logits: Sequence[np.ndarray], threshold: float = 0.5, temperature: float = 1.0,
+            offsets: Sequence[float] = (0.0,) * 5) -> tuple[list[str], np.ndarray]:
+    from detectors.judge import calibrated, choose_window
+
+    probs = np.stack([calibrated(w[choose_window(w, threshold)], temperature, offsets) for w in logits])
+    return [JUDGE_LABELS[i] for i in probs.argmax(1)], probs
+
+
+def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size: int = 16, epochs: int = 3,
+                budget_s: float | None = None, seed: int = 0, threads: int | None = 2, limit: int | None = None,
+                eval_every: int | None = None, init_from: str | Path | None = None,
+                data_dir: Path = DATA_DIR, progress: bool = True) -> dict[str, Any]:
+    """Train into ``out`` (resuming from ``out/checkpoint.pt``); each finished epoch's (and every ``eval_every``
+    steps') adapter and dev figures are kept in ``out/step-N``."""
+    import torch
+
+    from detectors.judge import TUNED_LAYERS, new_net, save_adapter
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    train, dev = split(read_items(data_dir))
+    if limit:
+        train = random.Random(seed).sample(train, min(limit, len(train)))
+    net = new_net(rank)
+    if init_from is not None:  # continue from an earlier run's adapter with a fresh schedule
+        from safetensors.torch import load_file
+
+        missing, unexpected = net.load_state_dict(load_file(str(Path(init_from) / "adapter.safetensors")), strict=False)
+        if unexpected or [k for k in missing if "lora_" in k or k.startswith("out.")]:
+            raise ValueError(f"{init_from} does not fit the network")
+    tok = net.tokenizer
+    epoch_data = [epoch_rows(tok, train, seed + e) for e in range(epochs)]
+    plan = []  # (epoch, row indices)
+    for e, rows in enumerate(epoch_data):
+        lengths = [len(r[0].answer_ids) + r[1].end - r[1].start for r in rows]
+        plan += [(e, b) for b in bucketed(lengths, batch_size, seed + e)]
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    total, warmup = len(plan), min(60, len(plan) // 10 + 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.02, (total - s) / max(1, total - warmup))))
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
+    settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
+                "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None}
+    checkpoint = out / "checkpoint.pt"
+    step, elapsed = 0, 0.0
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        if state.get("settings") != settings:
+            raise ValueError(f"{checkpoint} was written with {state.get('settings')}, not {settings}: resume with "
+                             f"the same settings and data, or delete the checkpoint.")
+        net.load_state_dict(state["trainable"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        step, elapsed = state["step"], state["elapsed"]
+        if progress:
+            print(f"resuming at step {step}/{total}", flush=True)
+    started = time.monotonic() - elapsed
+    run_start = time.monotonic()
+    net.train()
+    while step < total:
+        e, idx = plan[step]
+        rows = [epoch_data[e][i] for i in idx]
+        feed, sentences = window_feed(tok, [(r[0], r[1]) for r in rows])
+        feed = {k: torch.from_numpy(v) for k, v in feed.items()}
+        wl, sl, owner = net(feed, sentences)
+        loss = loss_fn(wl, torch.tensor([r[2] for r in rows]))
+        s_labels = [lab for r in rows for lab, (a, b) in zip(r[3], [(x[0], x[1]) for x in r[1].sentences]) if b > a]
+        if len(s_labels) and any(x != -100 for x in s_labels):
+            loss = loss + 0.5 * loss_fn(sl, torch.tensor(s_labels))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step(); schedule.step(); optimizer.zero_grad()
+        step += 1
+        if progress and step % 25 == 0:
+            print(f"step {step}/{total} epoch {e} loss {loss.item():.4f} {time.monotonic() - started:.0f}s", flush=True)
+        epoch_end = step == total or plan[step][0] != e or (eval_every and step % eval_every == 0)
+        over = budget_s is not None and time.monotonic() - run_start > budget_s
+        if step % CHECKPOINT_EVERY == 0 or epoch_end or over:
+            state = {"settings": settings, "trainable": net.trainable_state(), "optimizer": optimizer.state_dict(),
+                     "schedule": schedule.state_dict(), "step": step, "elapsed": time.monotonic() - started}
+            torch.save(state, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
+        if epoch_end or over:  # a run stopped by its budget also leaves a scored snapshot
+            folder = out / f"step-{step}"
+            save_adapter(net, folder, rank=rank, window_tokens=WINDOW_TOKENS, layers=TUNED_LAYERS, epoch=e + 1, step=step)
+            logits = dev_logits(net, tok, dev)
+            pred, _ = predict(logits)
+            figures = metrics([d["label"] for d in dev], pred)
+            (folder / "dev.json").write_text(json.dumps(figures, indent=2) + "\n")
+            np.save(folder / "dev_logits.npy", np.array(logits, dtype=object), allow_pickle=True)
+            if progress:
+                print(f"step {step} (epoch {e + 1}) dev {figures}", flush=True)
+            net.train()
+        if over:
+            break
+    return {"steps": step, "planned_steps": total, "seconds": round(time.monotonic() - started, 1), **settings}
+
+
+# ------------------------------------------------------------------ calibration on dev, export
+
+
+def fit_calibration(logits: Sequence[np.ndarray], gold: Sequence[str]) -> dict[str, Any]:
+    """On dev only: the answer threshold and class offsets that maximise the benchmark κ plus the 5-way
+    accuracy (small grids, so a small dev set cannot be fitted too closely), then the temperature that
+    minimises the negative log-likelihood."""
+    def score(th: float, off: Sequence[float]) -> float:
+        m = metrics(gold, predict(logits, th, 1.0, off)[0])
+        return m["kappa_bench"] + m["accuracy5"]
+
+    offsets = [0.0] * len(JUDGE_LABELS)
+    threshold = max((0.3, 0.4, 0.5, 0.6, 0.7), key=lambda t: score(t, offsets))
+    for _ in range(2):
+        for c in range(len(JUDGE_LABELS)):
+            trials = {v: score(threshold, offsets[:c] + [v] + offsets[c + 1 :]) for v in np.arange(-1.0, 1.01, 0.25)}
+            best = max(trials.values())
+            offsets[c] = float(min((v for v, s in trials.items() if s >= best - 1e-9), key=abs))
+    y = np.array([JUDGE_LABELS.index(g) for g in gold])
+    best_t, best_nll = 1.0, np.inf
+    for t in np.exp(np.linspace(np.log(0.3), np.log(5.0), 60)):
+        p = predict(logits, threshold, float(t), offsets)[1]
+        nll = -np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean()
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return {"answer_threshold": threshold, "offsets": offsets, "temperature": round(best_t, 4),
+            "dev_nll": round(float(best_nll), 4)}
+
+
+def finalize(runs: Sequence[str | Path], target: str | Path, data_dir: Path = DATA_DIR) -> dict[str, Any]:
+    """Pick the best saved step of ``runs`` on dev, fit the calibration on dev, copy adapter + config to ``target``, and
+    record the dev figures (both sides given, and claim-only) in ``target/metrics.json``."""
+    from detectors.judge import AnswerJudge
+
+    target = Path(target)
+    epochs = [p.resolve() for r in runs for p in sorted(Path(r).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))]
+    scores = {p: json.loads((p / "dev.json").read_text()) for p in epochs}
+    best = max(epochs, key=lambda p: scores[p]["kappa_bench"] + scores[p]["accuracy5"])
+    _, dev = split(read_items(data_dir))
+    gold = [d["label"] for d in dev]
+    judge = AnswerJudge(best, backend="torch")
+    logits = [w for _, w, _ in judge.raw([_item(d) for d in dev])]
+    cal = fit_calibration(logits, gold)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(best / "adapter.safetensors", target / "adapter.safetensors")
+    config = json.loads((best / "config.json").read_text())
+    config.update(cal, dev_items=len(dev))
+    (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    final = AnswerJudge(target)  # the shipped path: int8 ONNX
+    figures = dev_report(final, dev)
+    figures["checkpoints"] = {f"{p.parent.name}/{p.name}": scores[p] for p in epochs}
+    figures["chosen"] = f"{best.parent.name}/{best.name}"
+    (target / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def _item(d: dict[str, Any], sides: str = "given") -> Any:
+    from detectors.judge import JudgeItem
+
+    c, i = d["correct"], d["incorrect"]
+    if sides == "claim" and i:
+        c = None
+    return JudgeItem(correct=c, incorrect=i, response=d["response"])
+
+
+def dev_report(judge: Any, dev: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Dev figures of a judge: overall and per task, both sides given and claim only."""
+    out: dict[str, Any] = {}
+    for sides in ("given", "claim"):
+        pred = [j.label for j in judge.judge([_item(d, sides) for d in dev])]
+        gold = [d["label"] for d in dev]
+        block = {"all": metrics(gold, pred)}
+        for task in sorted({d["task"] for d in dev}):
+            idx = [k for k, d in enumerate(dev) if d["task"] == task]
+            block[task] = metrics([gold[k] for k in idx], [pred[k] for k in idx])
+        out[sides] = block
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = argparse.ArgumentParser(description="Train the answer judge into RUN (resumable), or finalize a run.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("run")
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--budget-s", type=float, default=1700)
+    t.add_argument("--limit", type=int, default=None)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init-from", default=None, help="start from this step-N folder of an earlier run")
+    t.add_argument("--eval-every", type=int, default=None, help="also save and score on dev every N steps")
+    f = sub.add_parser("finalize")
+    f.add_argument("runs", nargs="+")
+    f.add_argument("--to", default=str(Path(__file__).resolve().parent.parent / "detectors" / "weights" / "judge"))
+    args = parser.parse_args(argv)
+    if args.cmd == "train":
+        print(json.dumps(train_judge(args.run, epochs=args.epochs, budget_s=args.budget_s, limit=args.limit, lr=args.lr,
+                                     eval_every=args.eval_every, seed=args.seed, init_from=args.init_from), indent=2))
+    else:
+        print(json.dumps(finalize(args.runs, args.to), indent=2))
+
+
+if __name__ == "__main__":
+    main()
