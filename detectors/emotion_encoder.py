@@ -10,7 +10,6 @@ with its own per-process cache so earlier turns are not encoded again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -89,36 +88,17 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 def load_merged(folder: Path) -> Any:
     """The torch network with the adapter merged into the encoder's weights, in eval mode."""
-    from safetensors.torch import load_file
+    from detectors.encoder import merge_adapter
 
     config = read_config(folder)
-    net = new_net(len(config["outputs"]), config["rank"], trainable=False)
-    missing, unexpected = net.load_state_dict(load_file(str(folder / ADAPTER_FILE)), strict=False)
-    lost = [k for k in missing if "lora_" in k or k.startswith("out.")]
-    if lost or unexpected:
-        raise ValueError(f"{folder / ADAPTER_FILE} does not fit the network (missing {lost[:3]}, unexpected {unexpected[:3]}).")
-    net.encoder = net.encoder.merge_and_unload()
-    return net.eval()
-
-
-def onnx_path(folder: Path) -> Path:
-    digest = hashlib.sha1((folder / ADAPTER_FILE).read_bytes())
-    digest.update(models.encoder_path(None).encode())
-    return models.guardrail_home() / "onnx" / f"emotion-encoder-{digest.hexdigest()[:12]}-tokens-int8.onnx"
+    return merge_adapter(new_net(len(config["outputs"]), config["rank"], trainable=False), folder / ADAPTER_FILE, ValueError)
 
 
 def ensure_onnx(folder: Path) -> Path:
-    """Merge the adapter and export the tuned encoder (token states) to int8 ONNX once, cached under
-    ``$GUARDRAIL_HOME/onnx``; the output layer runs in numpy so sentences can be pooled separately."""
-    from detectors.encoder import export_onnx_int8
+    """The merged encoder's token states as int8 ONNX, exported once (cached by the adapter's hash)."""
+    from detectors.encoder import tuned_tokens_onnx
 
-    target = onnx_path(folder)
-    if not target.is_file():
-        with models._lock:
-            if not target.is_file():
-                net = load_merged(folder)
-                export_onnx_int8(net.encoder, net.tokenizer, target, output="last_hidden_state")
-    return target
+    return tuned_tokens_onnx(folder / ADAPTER_FILE, "emotion-encoder", lambda: load_merged(folder))
 
 
 def length_batches(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:

@@ -259,3 +259,35 @@ def get_encoder(name: str | None = None, backend: str | None = None) -> SharedEn
     """The process-wide shared encoder (one per model and backend), so every detector reuses its cache."""
     backend = backend or default_backend()
     return models.cached_object(("shared-encoder", name or models.DEFAULT_ENCODER, backend), lambda: SharedEncoder(name, backend))
+
+
+def merge_adapter(net: Any, adapter: Path, error: type[Exception] = ValueError) -> Any:
+    """Load a LoRA adapter (and its output layer) into ``net``, merge it into the encoder's weights and
+    return the network in eval mode; ``error`` names an adapter that does not fit."""
+    from safetensors.torch import load_file
+
+    missing, unexpected = net.load_state_dict(load_file(str(adapter)), strict=False)
+    lost = [k for k in missing if "lora_" in k or k.startswith("out.")]
+    if lost or unexpected:
+        raise error(f"{adapter} does not fit the network (missing {lost[:3]}, unexpected {unexpected[:3]}).")
+    net.encoder = net.encoder.merge_and_unload()
+    return net.eval()
+
+
+def tuned_tokens_onnx(adapter: Path, prefix: str, build: Any) -> Path:
+    """The int8 ONNX export of a LoRA-tuned encoder's token states, made once and cached under
+    ``$GUARDRAIL_HOME/onnx`` by the adapter's hash; ``build()`` returns the merged network."""
+    import hashlib
+
+    from detectors import models
+
+    digest = hashlib.sha1(adapter.read_bytes())
+    digest.update(models.encoder_path(None).encode())
+    target = models.guardrail_home() / "onnx" / f"{prefix}-{digest.hexdigest()[:12]}-tokens-int8.onnx"
+    if not target.is_file():
+        with models._lock:
+            if not target.is_file():
+                net = build()
+                export_onnx_int8(net.encoder, net.tokenizer, target, output="last_hidden_state")
+    return target
+

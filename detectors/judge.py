@@ -20,7 +20,6 @@ into the embedded encoder and exported to int8 ONNX under ``$GUARDRAIL_HOME/onnx
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,35 +258,17 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 def load_merged(folder: Path) -> Any:
     """The torch network with the adapter merged into the encoder's weights, in eval mode."""
-    from safetensors.torch import load_file
+    from detectors.encoder import merge_adapter
 
     config = read_config(folder)
-    net = new_net(config["rank"], trainable=False, layers=config.get("layers"))
-    missing, unexpected = net.load_state_dict(load_file(str(folder / ADAPTER_FILE)), strict=False)
-    lost = [k for k in missing if "lora_" in k or k.startswith("out.")]
-    if lost or unexpected:
-        raise JudgeWeightsError(f"{folder / ADAPTER_FILE} does not fit the network (missing {lost[:3]}, unexpected {unexpected[:3]}).")
-    net.encoder = net.encoder.merge_and_unload()
-    return net.eval()
-
-
-def onnx_path(folder: Path) -> Path:
-    digest = hashlib.sha1((folder / ADAPTER_FILE).read_bytes())
-    digest.update(models.encoder_path(None).encode())
-    return models.guardrail_home() / "onnx" / f"judge-{digest.hexdigest()[:12]}-tokens-int8.onnx"
+    return merge_adapter(new_net(config["rank"], trainable=False, layers=config.get("layers")), folder / ADAPTER_FILE, JudgeWeightsError)
 
 
 def ensure_onnx(folder: Path) -> Path:
-    """Merge the adapter and export the tuned encoder (token states) to int8 ONNX once, cached."""
-    from detectors.encoder import export_onnx_int8
+    """The merged encoder's token states as int8 ONNX, exported once (cached by the adapter's hash)."""
+    from detectors.encoder import tuned_tokens_onnx
 
-    target = onnx_path(folder)
-    if not target.is_file():
-        with models._lock:
-            if not target.is_file():
-                net = load_merged(folder)
-                export_onnx_int8(net.encoder, net.tokenizer, target, output="last_hidden_state")
-    return target
+    return tuned_tokens_onnx(folder / ADAPTER_FILE, "judge", lambda: load_merged(folder))
 
 
 # ------------------------------------------------------------------ aggregation (shared with training)

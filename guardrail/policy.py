@@ -123,28 +123,29 @@ class Policy(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path) -> "Policy":
         """Load a policy from a .yaml/.yml or .toml file (an optional top-level `policy` table)."""
-        path = Path(path)
-        if not path.is_file():
-            raise PolicyError(f"policy file {path} does not exist: pass the path of a .yaml or .toml file.")
-        text = path.read_text(encoding="utf-8")
-        suffix = path.suffix.lower()
-        try:
-            if suffix in (".yaml", ".yml"):
-                import yaml
+        return cls.from_dict(read_mapping(path, "policy file", PolicyError), source=f"policy file {path}")
 
-                data = yaml.safe_load(text) or {}
-            elif suffix == ".toml":
-                try:
-                    import tomllib
-                except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-                    import tomli as tomllib  # type: ignore[no-redef]
-                data = tomllib.loads(text)
-            else:
-                raise PolicyError(f"policy file {path} must end in .yaml, .yml or .toml (got {suffix or 'no suffix'}).")
-        except PolicyError:
-            raise
-        except Exception as exc:  # a parse error: say where
-            raise PolicyError(f"policy file {path} could not be parsed: {exc}") from None
-        if not isinstance(data, dict):
-            raise PolicyError(f"policy file {path} must hold a mapping of fields, got {type(data).__name__}.")
-        return cls.from_dict(data, source=f"policy file {path}")
+
+def read_mapping(path: str | Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """A .yaml/.yml or .toml file's top-level mapping; ``error`` says what is wrong and how to fix it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist: pass the path of a .yaml or .toml file.")
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise error(f"{what} {path} must end in .yaml, .yml or .toml (got {suffix or 'no suffix'}).")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:  # a parse error: say where
+        raise error(f"{what} {path} could not be parsed: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if not isinstance(data, dict):
+        raise error(f"{what} {path} must hold a mapping of fields, got {type(data).__name__}.")
+    return data

@@ -84,24 +84,10 @@ class ProxyConfig(_Strict):
     @classmethod
     def load(cls, path: str | Path) -> "ProxyConfig":
         """Read a .yaml/.yml or .toml config file."""
+        from guardrail.policy import read_mapping
+
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist: pass the path of a .yaml or .toml file.")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix.lower() == ".toml":
-                import tomllib
-
-                data = tomllib.loads(text)
-            else:
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-        except Exception as exc:  # noqa: BLE001 - any parser error becomes one clear message
-            raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                              f"{type(exc).__name__}: {str(exc)[:200]}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping (upstream:, server:, auth:, policy:, audit:, limits:).")
+        data = read_mapping(path, "config file", ConfigError)
         return cls.from_dict(data, source=str(path), base_dir=str(path.parent))
 
     @classmethod
