@@ -9,8 +9,9 @@ few sentences of the response, so the model compares the two answers against the
 Long responses are read as windows of whole sentences (at most ``WINDOW_TOKENS`` tokens, consecutive
 windows sharing one sentence, at most ``MAX_WINDOWS`` windows: past that ``truncated`` is set). Each
 window is scored as a whole and each of its sentences is scored from the same pass (mean of its token
-states and [CLS] through the same output layer), so the window that asserts an answer wins over
-consoling filler and the sentence that decided it is reported.
+states and [CLS] through the same output layer). A long response is decided by the window or sentence
+most sure it asserts something about the answers, so an answer wins over consoling filler around it
+(a refusal counts only where nothing asserts an answer), and the sentence that decided it is reported.
 
 Only the adapter ships (``detectors/weights/judge/``: LoRA weights + output layer, ``config.json`` with
 the temperature and class offsets fitted on the training corpus's dev split). At first use it is merged
@@ -294,6 +295,18 @@ def choose_window(window_logits: np.ndarray, answer_threshold: float) -> int:
     return int(p[:, JUDGE_LABELS.index("neither")].argmin()) if len(p) > 1 else 0
 
 
+def units(window_logits: np.ndarray, sentence_logits: Sequence[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The scored parts of an item: its windows and, when it has several windows, also each of their
+    sentences (a window's mean is diluted by consoling filler around a one-sentence answer; the
+    sentence's own score is not). Returns the logits (u, 5) and each unit's (window, sentence or -1)."""
+    keys = [(j, -1) for j in range(len(window_logits))]
+    if len(window_logits) < 2:
+        return window_logits, keys
+    parts = [window_logits] + [s for s in sentence_logits if len(s)]
+    keys += [(j, k) for j, s in enumerate(sentence_logits) for k in range(len(s))]
+    return np.concatenate(parts), keys
+
+
 def calibrated(logits: np.ndarray, temperature: float, offsets: Sequence[float]) -> np.ndarray:
     return softmax((np.asarray(logits, np.float64) + np.asarray(offsets)) / temperature)
 
@@ -367,13 +380,16 @@ class AnswerJudge:
         return results
 
     def _verdict(self, response: str, enc: Encoded, wl: np.ndarray, sl: list[np.ndarray]) -> Judgement:
-        j = choose_window(wl, self.answer_threshold)
-        probs = calibrated(wl[j], self.temperature, self.offsets)
+        logits, keys = units(wl, sl)
+        u = choose_window(logits, self.answer_threshold)
+        probs = calibrated(logits[u], self.temperature, self.offsets)
         label = JUDGE_LABELS[int(probs.argmax())]
         decisive = span = None
+        j, k = keys[u]
         window = enc.windows[j]
         if label != "neither" and len(sl[j]):
-            k = int(calibrated(sl[j], self.temperature, self.offsets)[:, JUDGE_LABELS.index(label)].argmax())
+            if k < 0:
+                k = int(calibrated(sl[j], self.temperature, self.offsets)[:, JUDGE_LABELS.index(label)].argmax())
             spans = [s for s in window.sentences if s[1] > s[0]]
             a, b = spans[k][2], spans[k][3]
             while a < b and response[a].isspace():

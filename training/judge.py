@@ -298,7 +298,7 @@ def fit_calibration(logits: Sequence[np.ndarray], gold: Sequence[str]) -> dict[s
 def finalize(runs: Sequence[str | Path], target: str | Path, data_dir: Path = DATA_DIR) -> dict[str, Any]:
     """Pick the best saved step of ``runs`` on dev, fit the calibration on dev, copy adapter + config to ``target``, and
     record the dev figures (both sides given, and claim-only) in ``target/metrics.json``."""
-    from detectors.judge import AnswerJudge
+    from detectors.judge import AnswerJudge, units
 
     target = Path(target)
     epochs = [p.resolve() for r in runs for p in sorted(Path(r).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))]
@@ -307,7 +307,7 @@ def finalize(runs: Sequence[str | Path], target: str | Path, data_dir: Path = DA
     _, dev = split(read_items(data_dir))
     gold = [d["label"] for d in dev]
     judge = AnswerJudge(best, backend="torch")
-    logits = [w for _, w, _ in judge.raw([_item(d) for d in dev])]
+    logits = [units(w, sl)[0] for _, w, sl in judge.raw([_item(d) for d in dev])]
     cal = fit_calibration(logits, gold)
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(best / "adapter.safetensors", target / "adapter.safetensors")
