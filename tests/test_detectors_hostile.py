@@ -20,8 +20,9 @@ from detectors.text import sentence_spans, window
 OLD_SENTENCE_BREAK = re.compile(r"[.!?]+(?=\s|$)|\n+")
 OLD_PREMISE = re.compile(r"(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n]))\s*(?:since|given that|now that|considering that|seeing as)\b",
                          re.IGNORECASE)
+# the original pattern, with the word boundary it lacked ("butter" is not "but")
 OLD_CLAUSE_END = re.compile(
-    r",?\s+(?:but|so|though|although|and i\b|and my\b|and that'?s|which is why|because|cuz|lol|haha)|,\s*and\b\b|"
+    r",?\s+(?:but|so|though|although|and i|and my|and that'?s|which is why|because|cuz|lol|haha)\b|,\s*and\b\b|"
     r"\s+-+\s|,\s*(?:right|is that (?:right|true|correct)|isn'?t it|no)\s*(?=[?.!]|$)|"
     r",\s*(?=(?:how|what|why|where|when|which|who|should|can|could|do|does|is|am|are|will|would)\b)",
     re.IGNORECASE,
