@@ -558,6 +558,7 @@ wondering curious reckon view understand explain asking burden hoping lol dunno 
     "talk to", "tell someone", "believe it", "hope you", "any help", "your help", "can help", "rubbish day", "bad day",
     "good day", "long day", "my head", "don't know", "dont know", "do not know", "no idea", "not sure", "trying to",
     "i feel", "feel like", "broke me", "breaks my heart", "in shock", "on edge", "get through"})
+_SPEAKER = frozenset("i i'm im i've ive i'd i'll we we're we've".split())
 _FIRST_PERSON_WORDS = frozenset("i i'm im i've ive i'd id i'll my me myself we we're our us".split())
 _TOKEN = re.compile(r"[a-z0-9%]+(?:'[a-z]+)?")
 
@@ -610,6 +611,8 @@ def _bare_score(sentence: str) -> int:
             return -10  # a question, not a claim
         tagged = True  # "the earth's core is as hot as the sun's surface?": a statement asked to be confirmed
     tokens = _TOKEN.findall(body.lower())
+    if _SPEAKER.intersection(tokens):
+        return -10  # the user telling of themselves ("most evenings I sit at the table"): not a claim to check
     score = BARE_GENERAL * min(2, _count(tokens, _GENERAL_WORDS)) + (BARE_TAG if tagged else 0)
     if _GENERIC_VERB.match(body):
         score += 1
