@@ -24,6 +24,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from benchmarks.machine import cpu_flags
+
 SIZES = (2_000, 20_000, 200_000)
 FUNCTIONS = ("sentence_spans", "extract_beliefs", "emotion", "stance", "guard")
 TARGET_RATIO = 5.0
@@ -52,17 +54,6 @@ PATTERNS: dict[str, tuple[Callable[[int], str], str]] = {
                         "question rewrite: lazy group before \\s+"),
     "commas+right": (lambda n: _fill(", right ", n, "Sydney is it"), "tag-question and clause patterns"),
 }
-
-
-def cpu_flags() -> str:
-    """The vector extensions ONNX Runtime can use here, from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return "unknown (no /proc/cpuinfo)"
-    wanted = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
-    return " ".join(f for f in wanted if f in flags) or "none of avx/avx2/avx512"
 
 
 # -- the worker: loads the detectors once and times jobs read from stdin ----------------------------

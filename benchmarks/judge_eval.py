@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from benchmarks.machine import cpu_flags
+
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "heldout"
 KAPPA_OVERALL, KAPPA_TASK = 0.80, 0.70
 STANCES = ("endorses", "corrects", "hedges", "ignores")
@@ -37,15 +39,6 @@ def _read(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return sorted({f for f in line.split() if f.startswith(("avx2", "avx512f", "avx512_vnni", "avx512bw", "amx"))})
 
 
 def evaluate_answers(judge: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
