@@ -211,13 +211,15 @@ class Guard:
         return [failed.get(id(c), c.verdict) for c in checks]
 
     def _failure(self, c: _Check, status: str, message: str) -> Verdict:
-        """A new verdict for an item whose check failed, following the fail policy."""
-        old = c.verdict.model_copy(deep=True)
-        if old.crisis:  # the crisis route had already decided: keep it
-            old.flags.append(f"later_stage_{status}")
-            return old
-        shell = _Check(c.item, Verdict(emotion=old.emotion, sad=old.sad, language=old.language,
-                                       timings_ms=dict(old.timings_ms)))
+        """A new verdict for an item whose check failed, following the fail policy. The abandoned worker may
+        still be writing into ``c.verdict``: its fields are read with single C-level copies (``dict()``,
+        ``list()``, atomic under the GIL), never a deep copy that a concurrent write could break."""
+        v = c.verdict
+        if v.crisis:  # the crisis route had already decided: keep it
+            return Verdict(action=v.action, risk=v.risk, emotion=v.emotion, sad=v.sad, crisis=True,
+                           language=v.language, reasons=list(v.reasons), flags=[*v.flags, f"later_stage_{status}"],
+                           text=v.text, timings_ms=dict(v.timings_ms))
+        shell = _Check(c.item, Verdict(emotion=v.emotion, sad=v.sad, language=v.language, timings_ms=dict(v.timings_ms)))
         self._fail(shell, status, message)
         return shell.verdict
 
