@@ -106,9 +106,10 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc), param_hint="--target") from None
         g = None
         if guard:
-            from guardrail import Guard
+            from benchmarks.runner import EVALUATION_TIMEOUT_MS
+            from guardrail import Guard, Policy
 
-            g = Guard()
+            g = Guard(policy=Policy(timeout_ms=EVALUATION_TIMEOUT_MS))
         judge = None
         if judge_url:
             if not judge_model:

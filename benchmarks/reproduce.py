@@ -289,11 +289,12 @@ class Reproduction:
     def stage_guard(self) -> dict:
         from benchmarks.stats import summarize
         from detectors.models import ChatModel
-        from guardrail import Guard
+        from benchmarks.runner import EVALUATION_TIMEOUT_MS
+        from guardrail import Guard, Policy
 
         # The guard's re-ask probe and its revisions ask the warm model itself, batched across a check_batch.
         warm = ChatModel(model=self.lm("warm"), tokenizer=self.chat.tokenizer, source="warm")
-        self.bench("warm", guard=Guard(model=warm))
+        self.bench("warm", guard=Guard(model=warm, policy=Policy(timeout_ms=EVALUATION_TIMEOUT_MS)))
         s = summarize(self.bench_dir, target="warm")
         from benchmarks.runner import load_records
 

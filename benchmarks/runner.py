@@ -48,6 +48,11 @@ def score_pending(store: RunStore, target: str, scorer: Scorer, items: dict[tupl
     return len(recs)
 
 
+# An offline evaluation measures what the guard detects, not how fast: a batch that asks a local model for
+# re-asks and revisions may take minutes, so evaluation guards get this budget instead of the serving default.
+EVALUATION_TIMEOUT_MS = 600_000
+
+
 def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
                   items: dict[tuple[str, str], Item], keys: Optional[set[str]] = None) -> int:
     """Apply the guard to every answer that has not been through it, and score the guarded answer."""
