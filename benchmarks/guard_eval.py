@@ -31,9 +31,10 @@ def load_cases(path: Path = EVAL_FILE) -> list[dict]:
 
 
 def make_guard(mode: str, detectors=None):
+    from benchmarks.runner import EVALUATION_TIMEOUT_MS
     from guardrail import Guard, Policy
 
-    policy = Policy(timeout_ms=60000, revise_with_model=False)  # detection only: no revision text needed
+    policy = Policy(timeout_ms=EVALUATION_TIMEOUT_MS, revise_with_model=False)  # detection only: no revision text needed
     if mode == "default":
         return Guard(policy=policy, detectors=detectors)
     if mode == "none":

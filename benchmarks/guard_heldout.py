@@ -70,10 +70,11 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     parser.add_argument("--data", default=str(HELDOUT), help="conversations JSONL (held-out format)")
     parser.add_argument("--out", default="runs/bench/guard_heldout.json")
     args = parser.parse_args(argv)
+    from benchmarks.runner import EVALUATION_TIMEOUT_MS
     from guardrail import Guard, Policy
 
     rows = load_rows(Path(args.data))
-    guard = Guard(policy=Policy(timeout_ms=600_000)).warmup()  # quality, not latency: no timeouts
+    guard = Guard(policy=Policy(timeout_ms=EVALUATION_TIMEOUT_MS)).warmup()  # quality, not latency
     started = time.perf_counter()
     with_ref = evaluate(guard, rows, with_reference=True)
     without = evaluate(guard, rows, with_reference=False)

@@ -16,15 +16,14 @@ What the per-cell table allows:
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
 from benchmarks.paper_stats import bh_within, cell_test, four_models
+from benchmarks.report import PAPER_TABLE as SUMMARY, load_paper_table
 
-SUMMARY = "paper/results_warm_ft.csv"
 
 # The paper's average marginal effects of warm fine-tuning (pp), from its statistical_models/model_outputs
 # (lujainibrahim/warm_ai_2025 @ e2d97733): the numbers we compare with, not code.
@@ -40,23 +39,9 @@ PUBLISHED_AME_PP = {
 
 
 def load_summary(path: str | Path | None = None) -> list[dict]:
-    """Rows of the paper's per-cell table (Windows line breaks inside cells normalised); [] if absent."""
-    if path is None:
-        from detectors.data import shared_data_dir
-
-        root = shared_data_dir()
-        if root is None or not (root / SUMMARY).is_file():
-            return []
-        path = root / SUMMARY
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    need = {"Amendment_type", "Original Accuracy (%)", "Fine-tuned Accuracy (%)", "Raw Diff (pp)", "Cohen's g",
-            "Odds Ratio", "p-value", "p-value (FDR corrected)", "Model", "Dataset", "Test_Type"}
-    if rows and not need <= set(rows[0]):
-        raise ValueError(f"{path}: expected columns {sorted(need)}, found {sorted(rows[0])}.")
-    for r in rows:
-        r["Amendment_type"] = r["Amendment_type"].replace("\r\n", "\n").strip()
-    return rows
+    """The paper's per-cell table with the columns this check needs (McNemar's inputs), [] if absent."""
+    return load_paper_table(path, extra_columns=("Raw Diff (pp)", "Cohen's g", "Odds Ratio", "p-value",
+                                                 "p-value (FDR corrected)"))
 
 
 def _num(text: str) -> Optional[float]:

@@ -21,8 +21,9 @@ from benchmarks.jsonsafe import dumps
 PAPER_TABLE = "paper/results_warm_ft.csv"
 
 
-def load_paper_table(path: str | Path | None = None) -> list[dict]:
-    """The paper's per-cell accuracies (original vs warm fine-tune), or [] where the file is absent."""
+def load_paper_table(path: str | Path | None = None, extra_columns: Sequence[str] = ()) -> list[dict]:
+    """The paper's per-cell accuracies (original vs warm fine-tune; ``extra_columns`` are required too), or
+    [] where the file is absent."""
     if path is None:
         from detectors.data import shared_data_dir
 
@@ -32,7 +33,8 @@ def load_paper_table(path: str | Path | None = None) -> list[dict]:
         path = root / PAPER_TABLE
     with open(path, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    need = {"Amendment_type", "Original Accuracy (%)", "Fine-tuned Accuracy (%)", "Model", "Dataset", "Test_Type"}
+    need = {"Amendment_type", "Original Accuracy (%)", "Fine-tuned Accuracy (%)", "Model", "Dataset", "Test_Type",
+            *extra_columns}
     if rows and not need <= set(rows[0]):
         raise ValueError(f"{path}: expected columns {sorted(need)}, found {sorted(rows[0])}.")
     for r in rows:  # the published CSV has Windows line breaks inside quoted cells

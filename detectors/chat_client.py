@@ -240,13 +240,14 @@ class ChatClient(_Base):
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
 
-    def create(self, messages: list[dict], **params: Any) -> dict:
-        """POST a chat completion and return its JSON (raises ``ChatClientError``)."""
-        return self._call("POST", self.url, self._body(messages, params))
+    def create(self, messages: list[dict], *, timeout_s: Optional[float] = None, **params: Any) -> dict:
+        """POST a chat completion and return its JSON (raises ``ChatClientError``); ``timeout_s`` shortens
+        this call's deadline (e.g. to what is left of a caller's budget)."""
+        return self._call("POST", self.url, self._body(messages, params), timeout_s)
 
-    def text(self, messages: list[dict], **params: Any) -> str:
+    def text(self, messages: list[dict], *, timeout_s: Optional[float] = None, **params: Any) -> str:
         """The reply text: ``choices[0].message.content`` ("" when null)."""
-        return self._content(self.create(messages, **params))
+        return self._content(self.create(messages, timeout_s=timeout_s, **params))
 
     def models(self, *, timeout_s: Optional[float] = None) -> dict:
         """``GET /v1/models`` (``timeout_s`` shortens the deadline, e.g. for a readiness probe)."""
@@ -325,13 +326,14 @@ class AsyncChatClient(_Base):
         self._client = httpx.AsyncClient(timeout=self._timeout, headers=self._headers,
                                          transport=httpx.AsyncHTTPTransport(retries=self.retries, limits=self._limits))
 
-    async def create(self, messages: list[dict], **params: Any) -> dict:
-        """POST a chat completion and return its JSON (raises ``ChatClientError``)."""
-        return await self._call("POST", self.url, self._body(messages, params))
+    async def create(self, messages: list[dict], *, timeout_s: Optional[float] = None, **params: Any) -> dict:
+        """POST a chat completion and return its JSON (raises ``ChatClientError``); ``timeout_s`` shortens
+        this call's deadline (e.g. to what is left of a caller's budget)."""
+        return await self._call("POST", self.url, self._body(messages, params), timeout_s)
 
-    async def text(self, messages: list[dict], **params: Any) -> str:
+    async def text(self, messages: list[dict], *, timeout_s: Optional[float] = None, **params: Any) -> str:
         """The reply text: ``choices[0].message.content`` ("" when null)."""
-        return self._content(await self.create(messages, **params))
+        return self._content(await self.create(messages, timeout_s=timeout_s, **params))
 
     async def models(self, *, timeout_s: Optional[float] = None) -> dict:
         """``GET /v1/models`` (``timeout_s`` shortens the deadline, e.g. for a readiness probe)."""

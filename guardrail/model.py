@@ -21,6 +21,7 @@ class ModelClient:
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.kind = self._kind(model)
+        self._client: Any = None  # one HTTP client (and its connections) for every call
 
     @staticmethod
     def _kind(model: Any) -> str:
@@ -58,9 +59,13 @@ class ModelClient:
         return self._post_all(conversations, max_new_tokens, timeout_s)
 
     def _post_all(self, conversations: Sequence[Messages], max_new_tokens: int, timeout_s: Optional[float]) -> list[str]:
+        import time
+
         from detectors.chat_client import ChatClient
 
-        timeout = min(self.timeout_s, timeout_s) if timeout_s is not None else self.timeout_s
-        with ChatClient(self.model, api_key=self.api_key, model=self.model_name, timeout_s=max(0.05, timeout),
-                        retries=0) as client:
-            return [client.text(list(conv), max_tokens=max_new_tokens, temperature=0) for conv in conversations]
+        if self._client is None:
+            self._client = ChatClient(self.model, api_key=self.api_key, model=self.model_name, timeout_s=self.timeout_s,
+                                      retries=0)
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
+        return [self._client.text(list(conv), timeout_s=max(0.05, deadline - time.monotonic()), max_tokens=max_new_tokens,
+                                  temperature=0) for conv in conversations]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
 
 import pytest
 from fastapi import Request
 
+from benchmarks.fake_upstream import ServerThread
 from guardrail import Guard, Policy, Verdict
 from guardrail.guard import Detectors, GuardInputError
 from guardrail.truth import TruthResult
@@ -142,17 +141,10 @@ def test_a_custom_source_that_breaks_its_contract_is_an_error_not_a_crash(guard)
 
 
 # ------------------------------------------------------------------------------------- bug 7
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def upstream():
     """A real OpenAI-compatible server on loopback that answers with the user's last words echoed as
     n choices, so concurrent calls are told apart."""
-    import uvicorn
     from fastapi import FastAPI
 
     app = FastAPI()
@@ -168,15 +160,9 @@ def upstream():
                 "choices": [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
                             for i in range(n)]}
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(10)
+    server = ServerThread(app)
+    yield f"{server.url}/v1"
+    server.close()
 
 
 def test_bug7_guard_openai_checks_every_choice_sync(upstream, guard):

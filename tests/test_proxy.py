@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.fake_upstream import ServerThread
 from guardrail.audit import AuditLog, read_audit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,27 +131,6 @@ class BadUpstream:
         self.loop.close()
 
 
-class InProcessServer:
-    """A real uvicorn server on a loopback port, in a thread of this process (shares the loaded guard)."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_ready(f"http://127.0.0.1:{self.port}/healthz", timeout=120)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-
-
 @pytest.fixture(scope="module")
 def guard():
     from guardrail import Guard
@@ -170,8 +150,8 @@ def fast_proxy(guard, bad_upstream, tmp_path_factory):
     from guardrail.proxy import create_app
 
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
-    server = InProcessServer(create_app(f"http://127.0.0.1:{bad_upstream.port}/v1", guard, api_key=KEY,
-                                        audit_path=str(audit), upstream_timeout_s=1.0))
+    server = ServerThread(create_app(f"http://127.0.0.1:{bad_upstream.port}/v1", guard, api_key=KEY,
+                                     audit_path=str(audit), upstream_timeout_s=1.0), ready_path="/healthz")
     server.audit = audit
     yield server
     server.close()

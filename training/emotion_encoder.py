@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from training.checkpoint import resume, save
 from training.detector_emotion import (TARGETS, default_emotion_corpus, goemotions_labels, load_carer, load_goemotions,
                                       read_carer, read_goemotions)
 
@@ -109,18 +110,9 @@ def train_emotion_encoder(out: str | Path, *, rank: int = 16, lr: float = 5e-4, 
     checkpoint = out / "checkpoint.pt"
     settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
                 "rows": len(texts)}
-    step, elapsed = 0, 0.0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        if state.get("settings") != settings:
-            raise ValueError(f"{checkpoint} was written with {state.get('settings')}, not {settings}: resume with the "
-                             f"same settings, or delete the checkpoint to start again.")
-        net.load_state_dict(state["trainable"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        step, elapsed = state["step"], state["elapsed"]
-        if progress:
-            print(f"resuming at step {step}/{total}", flush=True)
+    step, elapsed = resume(checkpoint, settings, net, optimizer, schedule)
+    if step and progress:
+        print(f"resuming at step {step}/{total}", flush=True)
     net.train()
     started = time.monotonic() - elapsed
     while step < total:
@@ -137,10 +129,7 @@ def train_emotion_encoder(out: str | Path, *, rank: int = 16, lr: float = 5e-4, 
             print(f"step {step}/{total} loss {loss.item():.4f} {time.monotonic() - started:.0f}s", flush=True)
         over_budget = budget_s is not None and time.monotonic() - started > budget_s
         if step % CHECKPOINT_EVERY == 0 or step == total or over_budget:
-            state = {"settings": settings, "trainable": net.trainable_state(), "optimizer": optimizer.state_dict(),
-                     "schedule": schedule.state_dict(), "step": step, "elapsed": time.monotonic() - started}
-            torch.save(state, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            save(checkpoint, settings, net, optimizer, schedule, step, time.monotonic() - started)
         if over_budget:
             break
     net.eval()

@@ -29,6 +29,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from training.checkpoint import resume, save
+
 from detectors.judge import (JUDGE_LABELS, WINDOW_TOKENS, encode_item, window_feed)
 from detectors.text import normalise
 
@@ -212,18 +214,9 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
     settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
                 "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None}
     checkpoint = out / "checkpoint.pt"
-    step, elapsed = 0, 0.0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        if state.get("settings") != settings:
-            raise ValueError(f"{checkpoint} was written with {state.get('settings')}, not {settings}: resume with "
-                             f"the same settings and data, or delete the checkpoint.")
-        net.load_state_dict(state["trainable"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        step, elapsed = state["step"], state["elapsed"]
-        if progress:
-            print(f"resuming at step {step}/{total}", flush=True)
+    step, elapsed = resume(checkpoint, settings, net, optimizer, schedule)
+    if step and progress:
+        print(f"resuming at step {step}/{total}", flush=True)
     started = time.monotonic() - elapsed
     run_start = time.monotonic()
     net.train()
@@ -246,10 +239,7 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
         epoch_end = step == total or plan[step][0] != e or (eval_every and step % eval_every == 0)
         over = budget_s is not None and time.monotonic() - run_start > budget_s
         if step % CHECKPOINT_EVERY == 0 or epoch_end or over:
-            state = {"settings": settings, "trainable": net.trainable_state(), "optimizer": optimizer.state_dict(),
-                     "schedule": schedule.state_dict(), "step": step, "elapsed": time.monotonic() - started}
-            torch.save(state, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            save(checkpoint, settings, net, optimizer, schedule, step, time.monotonic() - started)
         if epoch_end or over:  # a run stopped by its budget also leaves a scored snapshot
             folder = out / f"step-{step}"
             save_adapter(net, folder, rank=rank, window_tokens=WINDOW_TOKENS, layers=TUNED_LAYERS, epoch=e + 1, step=step)
