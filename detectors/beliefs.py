@@ -94,24 +94,29 @@ _CUES: list[tuple[str, str, bool, float, str]] = [
     # negated first: "I don't think" must not be read as "I think"
     (rf"\b(?:i {_NEG_THINK} (?:really )?(?:think|believe|reckon|feel like)|i doubt|{_IM} not (?:convinced|so sure)|"
      rf"{_IM} not sure)\b(?:\s++that)?", "negated", True, 0.8, ""),
-    (r"\b(?:i(?:'m| am|m) not (?:sure|certain),? but|not sure,? but|i could be wrong,? but|correct me if i'?m wrong,? but)\b",
-     "hedged", False, 0.6, ""),
+    (r"\b(?:i(?:'m| am|m) not (?:sure|certain),? but|not sure,? but|i (?:could|might|may) be (?:wrong|mistaken|"
+     r"overthinking(?: it| this)?|being (?:paranoid|silly|daft|dumb|stupid)),? but|correct me if i'?m wrong,? but)\b", "hedged", False, 0.6, ""),
     (rf"\b(?:{_I} (?:really |honestly |strongly |still |always |genuinely )?(?:think|thnk|thinkk|believe|beleive|belive|"
      rf"reckon|know|remember|recall|learned|learnt|was taught|were taught|read|heard|thought|believed|was told)|"
      rf"{_IM} (?:pretty |quite |fairly |very |absolutely |completely |totally |so |100% |really )?"
-     rf"(?:sure|certain|positive|convinced|confident)|pretty sure|(?:i )?bet|everyone knows|we all know|"
+     rf"(?:sure|certain|positive|convinced|confident)|pretty sure|(?<!\ba )(?<!\bthe )(?:i )?bet|everyone knows|we all know|"
      rf"obviously|clearly|of course)\b(?:\s++that)?", "explicit", False, 0.9, ""),
     # someone else's claim: "my neighbour swears X", "my brother-in-law says X", "people say X", "he says X"
     (rf"\b(?:(?:my|our|his|her|their) (?:[\w'-]+ ){{0,3}}?{_PERSON}|(?:people|everyone|everybody|someone|somebody|"
      rf"they|the internet|the news|the papers|a (?:guy|woman|man|lady|bloke|friend|mate) (?:at|from|on|in) (?:[\w'-]+ ){{0,2}}?"
      rf"(?:work|church|school|the \w+|facebook|tiktok|youtube|instagram|reddit|group|class|gym|pub|office)))"
      rf"(?:[ -]in[ -]laws?)? (?:{_REPORT_ADV} )?{_REPORT_VERB}(?:\s++that)?\b|"
-     rf"\b(?:he|she) (?:{_REPORT_ADV} )?(?:says|swears|insists|reckons|claims|keeps saying|keeps telling (?:me|us))"
-     rf"(?:\s++that)?\b|\b(?:i (?:saw|read) (?:on|in) (?:[\w'-]+ ){{1,2}}?that)\b", "reported", False, 0.8, "told"),
-    (r"\b(?:i guess|i suppose|i suspect|maybe|perhaps|probably|possibly|might be|could be|i wonder if)\b(?:\s++that)?",
-     "hedged", False, 0.6, ""),
+     rf"\b(?:he|she) (?:{_REPORT_ADV} )?(?:says|swears|insists|reckons|claims|keeps saying|keeps telling (?:me|us)|"
+     rf"joked|always said)(?:\s++that)?\b|\b(?:i (?:saw|read) (?:on|in) (?:[\w'-]+ ){{1,2}}?that)\b|"
+     rf"\bi (?:keep|kept|always) (?:reading|hearing|seeing)(?: (?:online|everywhere))? that\b|"
+     rf"(?<!\bi )(?<!\bwe )\bused to (?:say|tell (?:me|us))(?:\s++that)?\b", "reported", False, 0.8, "told"),
+    (r"\b(?:i guess|i suppose|i suspect|i'?m guessing|im guessing|maybe|perhaps|probably|possibly|"
+     r"(?<!\bi )(?:might be|could be)|i wonder if)\b(?:\s++that)?", "hedged", False, 0.6, ""),
     (r"\b(?:isn'?t it|isnt it|is it not|wasn'?t it|aren'?t they|won'?t it|doesn'?t it|isn'?t that|could it be)\b",
      "hedged", False, 0.6, "isnt-it"),
+    # a reason the user gives ("I skip the coat because you lose most heat through your head"): kept only when
+    # its content is a general claim, not the user's own story (``_general_reason``)
+    (r"\b(?:because|'cause|cos|coz|cuz)\b(?! of\b)", "explicit", False, 0.6, "reason"),
 ]
 # "since X, how ...": a premise keyword at the start of the text or of a sentence (after . ! ? or a line
 # break, and any white space). Written as ``(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n]))\s*(?:since|...)\b`` it
@@ -372,6 +377,10 @@ def _mid_premise_cues(text: str) -> Iterator[tuple[int, int]]:
         yield start, match.end()
 
 
+# "I think it's because X": the reason is the answer the cue before reads, not a cue of its own
+_ANSWER_BECAUSE = re.compile(r"\s*+(?:it'?s|its|it is|it was|that'?s|thats|that is)\s*+", re.IGNORECASE)
+
+
 def _find_cues(text: str) -> list[_Cue]:
     """Every cue, sorted; where two overlap the one of the earlier (stronger) kind in ``_CUES`` wins."""
     cues: list[_Cue] = []
@@ -383,7 +392,8 @@ def _find_cues(text: str) -> list[_Cue]:
         # a kind's own matches never overlap each other: check them only against the stronger kinds
         fresh = [_Cue(a, b, kind, negate, confidence, tag) for a, b in found if not _overlaps(cues, starts, a, b)]
         cues = sorted(cues + fresh, key=lambda c: c.start)
-    return cues
+    return [c for i, c in enumerate(cues) if c.tag != "reason" or i == 0
+            or not _ANSWER_BECAUSE.fullmatch(text, cues[i - 1].end, c.start)]
 
 
 # --- what is not a belief: framing around a cue ---
@@ -410,12 +420,66 @@ _PREMISE_VERB = re.compile(r"\b(?:is|are|am|was|were|can|can't|cannot|will|won't
                            r"\b(?:we|you|they|i|babies|people|kids|children) \w+|\w(?:es|s)\b", re.IGNORECASE)
 
 
+# a reason or premise that tells the user's own story ("because I was tired", "since my wife died"), or opens
+# with a time ("because the last time she had it"), is context, not a claim about the world
+_PERSONAL_WORDS = frozenset("i i'm im i've ive i'd i'll we we're we've our us my me he she he's she's his him "
+                            "her hers".split())
+_STORY_START = re.compile(r"(?:the last time|last time|when|after|before|then|it was|it'?s been|there was|that was|"
+                          r"of course|otherwise|now|today|yesterday)\b", re.IGNORECASE)
+_STORY_WORDS = frozenset("""died passed divorce funeral left sad miss missed lonely anxious stressed exhausted tired
+upset""".split())
+
+
+_FEELING_BEFORE = re.compile(r"\b(?:annoyed|angry|upset|sad|worried|scared|afraid|nervous|frustrated|confused|stressed|"
+                             r"anxious|embarrassed|ashamed|guilty)\s*+,?\s*+$",
+                             re.IGNORECASE)
+
+
+def _general_reason(content: str) -> bool:
+    """Whether a reason ("because X") or a premise with no question after it reads as a general claim: three
+    words or more with a verb, no first- or third-person story, no feelings or small talk."""
+    tokens = _TOKEN.findall(content.lower())
+    if len(tokens) < 3 or _STORY_START.match(content) or not (_PREMISE_VERB.search(content) or len(tokens) >= 5):
+        return False
+    return not (_PERSONAL_WORDS.intersection(tokens) or _STORY_WORDS.intersection(tokens))
+
+
+_ASIDE = re.compile(r",\s?(?:probably|maybe|perhaps|possibly)\b", re.IGNORECASE)
+_ASIDE_VERB = re.compile(r"\b(?:is|are|was|were|will|would|can|could|should|does|do|did|has|have|had|must)\b|n't|'s\b|"
+                         r"'re\b", re.IGNORECASE)
+_THEIR_OWN_PLAN = re.compile(r"(?:he|she|they)(?:'s|'re| is| are| was| were)?\s++(?:going to|gonna|just|planning)\b",
+                             re.IGNORECASE)
+
+
+_SELF_STATE = re.compile(r"(?:i (?:\w+ )?(?:think|know|guess|suppose)|i'?m (?:pretty |quite )?sure)\s++"
+                         r"(?:i'?m|i am|im)\b", re.IGNORECASE)
+
+
+def _self_state(text: str, belief: Belief) -> bool:
+    """"I think I'm just being paranoid": the user's view of their own state, a belief only when the message
+    states nothing else (beside a claim about the world it is framing)."""
+    piece = text[belief.span[0]:belief.span[1]]
+    return _words(piece) <= 9 and bool(_SELF_STATE.match(piece))
+
+
+def _sentence_start(text: str, pos: int) -> bool:
+    """Whether only white space, filler or a lead word lies between ``pos`` and the previous sentence end."""
+    before = text[max(0, pos - 40):pos]
+    cut = max(before.rfind(ch) for ch in ".!?\n")
+    if cut < 0 and pos > 40:
+        return False
+    rest = before[cut + 1:].strip()
+    return not rest or bool(_LEAD.fullmatch(rest + " "))
+
+
 def _framing(cue: _Cue, text: str, content: str) -> bool:
     """Whether a cue's content is framing around the message, not a claim ("I think to ask")."""
     if cue.kind == "reported" and re.match(r"(?:i|i'?m|im|i'?ve|i was|you|you'?re)\b", content, re.IGNORECASE) \
-            and _words(content) <= 4:
+            and _words(content) <= 6:
         return True  # "everyone keeps saying I'm strong", "my therapist says I catastrophise"
-    if _FRAMING_CONTENT.match(content):
+    if cue.kind == "reported" and _THEIR_OWN_PLAN.match(content):
+        return True  # "my mate says he's going to get fit": what they will do, not a claim
+    if _FRAMING_CONTENT.match(content) and not (cue.tag == "isnt-it" and _words(content) >= 6):
         return cue.kind not in ("reported",) or content.lower().startswith(("to ", "about ", "of "))
     if cue.kind in ("explicit", "hedged", "negated") and cue.tag != "isnt-it":
         if _RELATIVE_HEAD.search(text, max(0, cue.start - 12), cue.start):
@@ -446,7 +510,7 @@ def extract_beliefs(text: str) -> BeliefReport:
 _PLAN_FUTURE = re.compile(
     r"\b(?:(?:i'?m|i am|im|we'?re|we are)\s++(?:going to|gonna|planning (?:to|on)|about to|thinking (?:of|about)|"
     r"off to|hoping to)|(?:i|we)(?:'ll| will| shall)(?:\s++(?:just|definitely|probably|still|always|then))?|"
-    r"(?:i'?ve|i have|we'?ve|we have|i|we)\s++(?:decided|chosen) (?:to|on)|"
+    r"(?:i'?ve|i have|we'?ve|we have|i|we)\s++(?:decided|chosen) (?:to|on)|(?:my|our) plan is to|"
     r"(?<![\w'] )(?:going to|gonna|planning (?:to|on)|about to|thinking of))\s++(?=[a-z])", re.IGNORECASE)
 _PLAN_NOW = re.compile(
     r"(?:(?:i'?m|i am|im|we'?re|we are)\s++)?(?:not\s++)?(?:just\s++|already\s++|finally\s++)?(?=[a-z]+ing\b)|"
@@ -535,6 +599,57 @@ def _plan_beliefs(text: str, sentences: list[tuple[int, int]], taken: list[tuple
             continue
         found.append(Belief(claim=_plan_claim(body), span=(match.start(), body_start + len(text[body_start:body_end].rstrip(" ,:;\"'"))),
                             polarity="affirms", kind="plan", question=None, confidence=confidence))
+    return found
+
+
+# --- tag questions anywhere: "..., and heart attacks always hurt, right?" even beside other beliefs ---
+# Looked for in a sentence's last 40 characters only, so a long sentence costs no more than a short one; a
+# white-space run is entered only from its start (or its comma), so the pattern is linear on any text too.
+_TAG_QUESTION = re.compile(
+    r"(?:,\s*+|(?<![\s,])\s++)(?:right|correct|true|surely|isn'?t it|isn'?t that|is it|aren'?t they|are they|wasn'?t it|"
+    r"weren'?t they|don'?t they|do they|doesn'?t it|does it|didn'?t (?:it|they|he|she|we)|did (?:it|they|he|she)|"
+    r"won'?t it|will it|wouldn'?t it|can'?t it|can it|shouldn'?t (?:it|i|we)|isn'?t he|isn'?t she)\s*+\?++\s*+$",
+    re.IGNORECASE)
+_TAG_REACH = 40
+# the last clause before the tag: "I had no chest pain, and heart attacks always hurt, right?"
+_CLAUSE_JOIN = re.compile(r",\s*+(?:and|but|so)\s++", re.IGNORECASE)
+# "That's true, isn't it?": the claim is the sentence before
+_POINTS_BACK = re.compile(r"(?:that|this|it)(?:'s| is)\s++(?:true|right|correct|a fact|real)", re.IGNORECASE)
+
+
+def _tag_beliefs(text: str, sentences: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[Belief]:
+    """A statement asked to be confirmed ("X, aren't they?", "X, right?") in a sentence that holds no belief
+    yet: the last clause before the tag, or the sentence before when the tag follows "that's true"."""
+    found: list[Belief] = []
+    previous: tuple[int, int] | None = None
+    for start, end in sentences:
+        here, previous = previous, (start, end)
+        if any(a < end and start < b for a, b in taken):
+            continue
+        tail_from = max(start, end - _TAG_REACH)
+        tag = _TAG_QUESTION.search(text[tail_from:end])
+        if not tag:
+            continue
+        body_end = tail_from + tag.start()
+        body_start = start
+        for join in _CLAUSE_JOIN.finditer(text, start, body_end):
+            if _words(text[join.end():body_end]) >= 3:
+                body_start = join.end()
+        raw = text[body_start:body_end]
+        lead = _LEAD.match(raw.lstrip())
+        body_start += len(raw) - len(raw.lstrip()) + (lead.end() if lead else 0)
+        body = text[body_start:body_end].strip()
+        if _POINTS_BACK.fullmatch(body) and here is not None:
+            body_start, body_end = here
+            raw = text[body_start:body_end]
+            colon = raw.find(": ")
+            body_start += colon + 2 if 0 <= colon < len(raw) - 2 else len(raw) - len(raw.lstrip())
+            body = text[body_start:body_end].strip().rstrip(".!")
+        if (_words(body) < 3 or not (_VERBISH.search(body) or _PREMISE_VERB.search(body)) or _REAL_QUESTION.match(body) or _WH.match(body)
+                or _FIRST_PERSON_START.match(body)):
+            continue
+        found.append(Belief(claim=_finish(body), span=(body_start, body_start + len(body)), polarity="affirms",
+                            kind="hedged", question=None, confidence=0.6))
     return found
 
 
@@ -643,8 +758,8 @@ def _bare_beliefs(text: str, sentences: list[tuple[int, int]]) -> list[Belief]:
         if not body:
             continue
         tag = _TAG.search(body)
-        if tag and _words(body[: tag.start()]) < 2:  # "Is that right?" alone asks; it claims nothing
-            continue
+        if tag and (_words(body[: tag.start()]) < 2 or _POINTS_BACK.fullmatch(body[: tag.start()].strip(" ,"))):
+            continue  # "Is that right?" alone asks; "That's true, isn't it?" points at the sentence before
         score = _bare_score(body)
         if score >= BARE_THRESHOLD and (best is None or score > best[0]):
             best = (score, offset, offset + len(body))
@@ -672,6 +787,9 @@ def _extract(text: str) -> BeliefReport:
     starts = [c.start for c in cues]
 
     beliefs: list[Belief] = []
+    # reasons, premises with no question after them and tag questions: read beside the other beliefs, never
+    # in their stead (the fallbacks below still run as if these were not there)
+    added: list[Belief] = []
     framing: list[tuple[int, int]] = []
     swallowed: set[int] = set()
     for i, cue in enumerate(cues):
@@ -698,24 +816,44 @@ def _extract(text: str) -> BeliefReport:
             content = content[: len(content) - len(trailing.group())].rstrip(" ,")
         if len(_WORD.findall(content)) == 0 or re.fullmatch(r"(?:it|her|him|them|that|so|you|this|me)", content, re.I):
             continue
+        if cue.tag == "reason" and (not _general_reason(content)
+                                    or _FEELING_BEFORE.search(text, max(0, cue.start - 30), cue.start)):
+            continue  # "I'm annoyed because nobody gives a straight answer": why the user feels so
         if _framing(cue, text, content):
             framing.append((cue.start, end))  # its sentence is framing: no bare assertion is read there
             continue
+        asks = True
         if cue.kind == "presupposed":
-            # only a premise that a question or request rests on: "since X, how do I ...", "since X, I can ...?"
+            # a premise that a question or request rests on ("since X, how do I ..."), or one that states a
+            # general claim before what the user does about it ("Since X, I'm switching ...")
             stop = _SENTENCE_END.search(text, end, min(len(text), end + 300))
-            asks = _QUESTION_AFTER.match(text, end) or (stop is not None and text[stop.start()] == "?")
-            if not asks or not _PREMISE_VERB.search(content) or (cue.tag == "mid" and _words(content) < 3):
+            asks = bool(_QUESTION_AFTER.match(text, end) or (stop is not None and text[stop.start()] == "?"))
+            if not asks:  # "Since X, I'm switching ...": the premise ends at its comma
+                head = content.split(",", 1)[0].rstrip()
+                if not _general_reason(head):
+                    continue
+                content = head
+            if not _PREMISE_VERB.search(content) or (cue.tag == "mid" and _words(content) < 3):
                 continue
+            if not asks and cue.tag == "mid":
+                kind = "explicit"  # "..., since you lose most heat through your head anyway."
+        if cue.tag == "reason":
+            if _sentence_start(text, cue.start):
+                kind = "presupposed"  # "Because organic food is more nutritious, I buy ..."
         if cue.tag == "isnt-it" and re.match(r"^(?:true|right|correct|so|obvious)\b", content, re.IGNORECASE):
             continue
         leading = len(raw) - len(raw.lstrip(" ,:;\"'"))
         claim, answer = _claim(content, question, cue.negate, cue.tag)
+        if cue.tag == "reason":
+            claim, answer = _finish(content), None
+        if _ASIDE.search(text, max(0, cue.start - 2), cue.end) and answer is None and _words(content) <= 7 \
+                and not _ASIDE_VERB.search(content):
+            continue  # "I forget it, probably two or three times a week": an aside, no claim
         span_end = max(cue.end + leading + len(content) if content else end, cue.end)
         span_start = cue.start
         while span_start < span_end and text[span_start].isspace():  # a cue found from the space before it
             span_start += 1
-        beliefs.append(Belief(
+        (beliefs if cue.tag != "reason" and asks else added).append(Belief(
             claim=claim, span=(span_start, span_end), polarity="denies" if cue.negate else "affirms",
             kind=kind,  # type: ignore[arg-type]
             question=question if (answer is not None or cue.kind == "presupposed") else None,
@@ -732,15 +870,21 @@ def _extract(text: str) -> BeliefReport:
                 beliefs.append(Belief(claim=claim, span=(start + m.start(), start + m.end()), polarity="affirms",
                                       kind="explicit", question=question if answer is not None else None,
                                       answer=answer, confidence=0.8))
-            elif tag and not _WH.match(_FILLER.sub("", tag.group("x").strip())):
+            elif tag and not _WH.match(_FILLER.sub("", tag.group("x").strip())) \
+                    and not _POINTS_BACK.fullmatch(_FILLER.sub("", tag.group("x").strip())):
                 x = _FILLER.sub("", tag.group("x").strip())
                 offset = start + sentence.index(x) if x in sentence else start
                 claim, answer = _claim(x, question, False, "")
                 beliefs.append(Belief(claim=claim, span=(offset, offset + len(x)), polarity="affirms", kind="hedged",
                                       question=question if answer is not None else None, answer=answer,
                                       confidence=0.6))
-    beliefs += _plan_beliefs(text, sentences, [b.span for b in beliefs])
+    added += _tag_beliefs(text, sentences, [b.span for b in beliefs + added])
+    beliefs += _plan_beliefs(text, sentences, [b.span for b in beliefs + added])
     if not beliefs:
         beliefs = _bare_beliefs(text, [(a, b) for a, b in sentences if not any(x < b and a < y for x, y in framing)])
+        beliefs = [b for b in beliefs if not any(a.span[0] < b.span[1] and b.span[0] < a.span[1] for a in added)]
+    beliefs += added
+    if any(not _self_state(text, b) for b in beliefs):
+        beliefs = [b for b in beliefs if not _self_state(text, b)]
     beliefs.sort(key=lambda b: b.span[0])
     return BeliefReport(language="en", beliefs=beliefs, question=question)

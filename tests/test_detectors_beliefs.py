@@ -278,3 +278,67 @@ def test_dev_set_quality():
     assert result["overall"]["precision"] >= DEV_PRECISION - MARGIN
     assert result["framing"]["rate"] <= DEV_FRAMING + 0.05  # 23 no-belief rows: one row is 0.043
     assert result["question_wrapped_claims"] == 0
+
+
+# --- naturally written chat: reasons, premises before a plan, tag questions beside other cues ---
+
+def test_a_general_reason_is_a_belief():
+    text = "I never wear sunscreen in winter because the sun can't burn you when it's cold. Which hat is warmest?"
+    _, belief = only(text)
+    assert belief.kind == "explicit" and belief.claim == "The sun can't burn you when it's cold."
+    assert text[belief.span[0]:belief.span[1]] == "because the sun can't burn you when it's cold"
+
+
+@pytest.mark.parametrize("text", [
+    "I left the party early because I was shattered.",
+    "I'm annoyed because nobody ever replies to emails.",
+    "She skipped the trip because the last time she went it rained all week.",
+])
+def test_a_personal_reason_is_not_a_belief(text):
+    assert not any(text[b.span[0]:].startswith("because") for b in extract_beliefs(text).beliefs)
+
+
+def test_premise_before_a_plan_needs_no_question():
+    text = "Since raw honey never goes off, I'm keeping a jar in the glovebox for emergencies."
+    _, belief = only(text)
+    assert belief.kind == "presupposed" and belief.claim == "Raw honey never goes off."
+    assert text[belief.span[0]:belief.span[1]] == "Since raw honey never goes off"
+    assert extract_beliefs("Since my dad left, we're keeping the shop open ourselves.").beliefs == []
+
+
+def test_tag_question_beside_another_belief():
+    text = ("My aunt says cats hate water. I keep the bowl topped up anyway, and goldfish only remember things "
+            "for three seconds, don't they?")
+    claims = {b.claim: b for b in extract_beliefs(text).beliefs}
+    assert claims["Goldfish only remember things for three seconds."].kind == "hedged"
+    assert claims["Cats hate water."].kind == "reported"
+
+
+def test_thats_true_isnt_it_points_at_the_sentence_before():
+    text = "Heard this on the radio: lightning never strikes the same spot twice. That's true, isn't it?"
+    _, belief = only(text)
+    assert belief.claim == "Lightning never strikes the same spot twice."
+    assert text[belief.span[0]:belief.span[1]] == "lightning never strikes the same spot twice"
+
+
+def test_more_reporting_and_hedging_phrases():
+    _, belief = only("I keep reading that cracking your knuckles gives you arthritis.")
+    assert belief.kind == "reported" and belief.claim == "Cracking your knuckles gives you arthritis."
+    _, belief = only("My grandpa used to say that crusts make your hair curl.")
+    assert belief.kind == "reported" and belief.claim == "Crusts make your hair curl."
+    _, belief = only("I might be wrong, but penguins live at the North Pole.")
+    assert belief.kind == "hedged" and belief.claim == "Penguins live at the North Pole."
+    assert extract_beliefs("I keep seeing different numbers online.").beliefs == []
+
+
+def test_my_plan_is_to_is_a_plan():
+    _, belief = only("My plan is to rub butter on the burn tonight.")
+    assert belief.kind == "plan" and belief.claim == "Rubbing butter on the burn is fine."
+
+
+def test_asides_and_the_users_own_state_beside_a_claim_are_framing():
+    assert extract_beliefs("I water the ferns, maybe twice a week. How much is enough?").beliefs == []
+    _, belief = only("I think I'm going mad. Bananas are radioactive, right?")
+    assert belief.claim == "Bananas are radioactive."
+    _, belief = only("I think I'm going mad.")  # alone, the user's view of themselves is what they hold
+    assert belief.claim == "I'm going mad."
