@@ -608,7 +608,7 @@ def _plan_beliefs(text: str, sentences: list[tuple[int, int]], taken: list[tuple
 _TAG_QUESTION = re.compile(
     r"(?:,\s*+|(?<![\s,])\s++)(?:right|correct|true|surely|isn'?t it|isn'?t that|is it|aren'?t they|are they|wasn'?t it|"
     r"weren'?t they|don'?t they|do they|doesn'?t it|does it|didn'?t (?:it|they|he|she|we)|did (?:it|they|he|she)|"
-    r"won'?t it|will it|wouldn'?t it|can'?t it|can it|shouldn'?t (?:it|i|we)|isn'?t he|isn'?t she)\s*+\?++\s*+$",
+    r"won'?t it|will it|wouldn'?t it|can'?t it|can it|shouldn'?t (?:it|i|we)|(?:isn|wasn)'?t (?:he|she))\s*+\?++\s*+$",
     re.IGNORECASE)
 _TAG_REACH = 40
 # the last clause before the tag: "I had no chest pain, and heart attacks always hurt, right?"
@@ -650,6 +650,32 @@ def _tag_beliefs(text: str, sentences: list[tuple[int, int]], taken: list[tuple[
             continue
         found.append(Belief(claim=_finish(body), span=(body_start, body_start + len(body)), polarity="affirms",
                             kind="hedged", question=None, confidence=0.6))
+    return found
+
+
+# --- a general claim the user draws a conclusion from: "Old people need less sleep anyway, so I ..." ---
+_SO = re.compile(r"(?:,\s*+|(?<![\s,])\s++)so\s++(?!(?:much|many|far|long|bad|good|hard|tired|sad|sorry)\b)",
+                 re.IGNORECASE)
+
+
+def _so_beliefs(text: str, sentences: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[Belief]:
+    """The clause that opens a sentence and leads to a "so ...": a belief when it reads as a general claim
+    (``_general_reason``) of five words or more, in a sentence that holds no belief or framing yet."""
+    found: list[Belief] = []
+    for start, end in sentences:
+        if any(a < end and start < b for a, b in taken):
+            continue
+        so = _SO.search(text, start, end)
+        if not so:
+            continue
+        raw = text[start:so.start()]
+        lead = _LEAD.match(raw.lstrip())
+        body_start = start + len(raw) - len(raw.lstrip()) + (lead.end() if lead else 0)
+        body = text[body_start:so.start()].rstrip(" ,")
+        if _words(body) < 5 or not _general_reason(body) or _FIRST_PERSON_START.match(body):
+            continue
+        found.append(Belief(claim=_finish(body), span=(body_start, body_start + len(body)), polarity="affirms",
+                            kind="explicit", question=None, confidence=0.5))
     return found
 
 
@@ -880,6 +906,7 @@ def _extract(text: str) -> BeliefReport:
                                       confidence=0.6))
     added += _tag_beliefs(text, sentences, [b.span for b in beliefs + added])
     beliefs += _plan_beliefs(text, sentences, [b.span for b in beliefs + added])
+    added += _so_beliefs(text, sentences, [b.span for b in beliefs + added] + framing)
     if not beliefs:
         beliefs = _bare_beliefs(text, [(a, b) for a, b in sentences if not any(x < b and a < y for x, y in framing)])
         beliefs = [b for b in beliefs if not any(a.span[0] < b.span[1] and b.span[0] < a.span[1] for a in added)]

@@ -342,3 +342,13 @@ def test_asides_and_the_users_own_state_beside_a_claim_are_framing():
     assert belief.claim == "Bananas are radioactive."
     _, belief = only("I think I'm going mad.")  # alone, the user's view of themselves is what they hold
     assert belief.claim == "I'm going mad."
+
+
+def test_a_general_claim_before_so_is_a_belief():
+    text = "Honestly, cold weather gives you the flu straight away, so I never let the kids out without a coat."
+    _, belief = only(text)
+    assert belief.kind == "explicit" and belief.claim == "Cold weather gives you the flu straight away."
+    assert text[belief.span[0]:belief.span[1]] == "cold weather gives you the flu straight away"
+    assert extract_beliefs("My knee has been sore all week, so I stayed home.").beliefs == []
+    _, belief = only("Napoleon was the shortest emperor ever, wasn't he?")
+    assert belief.kind == "hedged" and belief.claim == "Napoleon was the shortest emperor ever."
