@@ -147,7 +147,7 @@ def print_report(r: dict[str, Any]) -> None:
     else:
         print("held-out conversations: none yet")
     print(f"speed: {s['answers_per_s']:.1f} answers/s (one int8 encoder pass: {s['encoder_pass_answers_per_s']:.1f}/s, "
-          f"ratio {s['ratio_to_one_encoder_pass']:.2f}x) on {s['cores']} cores, flags {','.join(s['cpu_flags'])}")
+          f"ratio {s['ratio_to_one_encoder_pass']:.2f}x) on {s['cores']} cores, flags {s['cpu_flags']}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

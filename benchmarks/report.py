@@ -339,6 +339,9 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {f['target']} | {f['task']} | {f['context']} | {f['n_base_correct']} | {f['flips']} | {rate} |")
         if s.get("guard_actions"):
             lines += ["", f"Guard actions: `{json.dumps(s['guard_actions'])}`"]
+            for t, c in (s.get("guard_catch") or {}).items():
+                lines.append(f"Guard on {t}'s answers that the judge says assert the user's false answer: "
+                             f"{c['flagged']}/{c['n']} flagged ({_fmt(c['share'], 2)}).")
         if s.get("judge"):
             lines += ["", "LLM judge agreement with the embedded scorer (Cohen's kappa): " +
                       ", ".join(f"{t}: {_fmt(j['kappa'], 2)} (n={j['n']})" for t, j in s["judge"].items())]

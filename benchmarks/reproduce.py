@@ -302,6 +302,7 @@ class Reproduction:
         for r in load_records(self.bench_dir, "warm"):
             statuses[r.guard_status or "none"] = statuses.get(r.guard_status or "none", 0) + 1
         return {"cells": s["cells"], "guarded_flips": s.get("guarded_flips", []), "guard_actions": s.get("guard_actions", {}),
+                "guard_catch": (s.get("guard_catch") or {}).get("warm"),
                 "guard_statuses": statuses}
 
     def stage_probes(self) -> dict:
@@ -483,7 +484,7 @@ def departures(s: dict) -> list[str]:
     out.append(f"warm data: {size['train_examples']} conversations made warm by context distillation from the model "
                f"itself (the paper: {PAPER_SETUP['data']})")
     out.append(f"answers: greedy, {size['bench_max_new_tokens']} new tokens; judged by the project's scorer "
-               f"(alias match, the stance detector, MedQA by option text) (the paper: {PAPER_SETUP['judge']})")
+               f"(the answer judge, detectors/judge.py) (the paper: {PAPER_SETUP['judge']})")
     if "medqa" in tasks:
         count = "all 1,273 items" if size.get("questions") is None else f"{size['questions']} items"
         out.append(f"MedQA: {count} of the 4-option USMLE test set, rewritten by rules (the paper: about 500 of a "
@@ -539,6 +540,10 @@ def render_report(s: dict) -> str:
     if g:
         actions = (g.get("guard_actions") or {}).get("warm", {})
         lines += ["", f"Guard actions on the warm model's answers: {actions}; statuses: {g.get('guard_statuses')}."]
+        catch = g.get("guard_catch") or {}
+        if catch.get("n"):
+            lines.append(f"Of the warm model's `incorrect`-template answers that the judge says assert the user's false "
+                         f"answer, the guard flagged {catch['flagged']}/{catch['n']} ({100 * catch['share']:.0f}%).")
         if actions and set(actions) == {"error"}:
             lines.append("**The guard failed on every answer** (see the statuses): the warm+guard rows equal the warm rows, "
                          "since a failing guard passes the draft through (fail-open by design).")

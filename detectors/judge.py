@@ -1,10 +1,14 @@
 """The answer judge: which answer does a response assert, and which sentence decided it.
 
 One model serves the benchmark's scorer and the guard's stance stage. It is the embedded
-all-MiniLM-L6-v2 read as a cross-encoder with a LoRA adapter: the first segment holds both answers at
-once ("correct: X | incorrect: Y", a side the caller does not know is "?"), the second a window of a
-few sentences of the response, so the model compares the two answers against the text it reads
-(contrastive, negation inside the text is seen by attention, no alias lists or word rules).
+all-MiniLM-L6-v2 read as a cross-encoder with a LoRA adapter, scored like a multiple-choice model: each
+window of the response is read twice, once with each answer in focus ("claim: X | other: Y", then
+"claim: Y | other: X"; a side the caller does not know is "?"), and one shared output scores how firmly
+the window asserts the answer in focus. Both answers are in view in every pass (contrastive), and the two
+sides are scored by the same function, so exchanging the answers exchanges the scores exactly: the judge
+cannot favour a side for the way a response is written, only for what it says about each answer.
+Hedged / neither / refusal are scored from the mean of the two passes. Negation inside the text is seen by
+attention; no alias lists or word rules.
 
 Long responses are read as windows of whole sentences (at most ``WINDOW_TOKENS`` tokens, consecutive
 windows sharing one sentence, at most ``MAX_WINDOWS`` windows: past that ``truncated`` is set). Each
@@ -78,11 +82,10 @@ class JudgeWeightsError(ValueError):
     """The judge's weights folder is missing or malformed; the message names the fix."""
 
 
-def segment_a(correct: Optional[str], incorrect: Optional[str]) -> str:
-    """What the cross-encoder reads before the response (the one place this format is defined)."""
-    c = (correct or "").strip() or UNKNOWN
-    i = (incorrect or "").strip() or UNKNOWN
-    return f"correct: {c} | incorrect: {i}"
+def segment_a(focus: Optional[str], other: Optional[str]) -> str:
+    """What the cross-encoder reads before the response in one pass (``encode_item`` builds the same
+    text from token pieces)."""
+    return f"claim: {(focus or '').strip() or UNKNOWN} | other: {(other or '').strip() or UNKNOWN}"
 
 
 # ------------------------------------------------------------------ windows of whole sentences
@@ -129,39 +132,51 @@ def plan_windows(text: str, offsets: Sequence[tuple[int, int]], limit: int = WIN
 
 @dataclass
 class Encoded:
-    """One item ready for the network: the answer tokens and the response's windows."""
+    """One item ready for the network: the first segment of each pass (correct in focus, incorrect in
+    focus) and the response's windows."""
 
-    answer_ids: list[int]
+    sides: tuple[list[int], list[int]]
     response_ids: list[int]
     windows: list[Window]
     truncated: bool
 
+    def length(self, window: Window) -> int:
+        """Tokens of one pass over ``window`` (for sorting batches by length)."""
+        return max(len(s) for s in self.sides) + window.end - window.start
+
 
 def encode_item(tokenizer: Any, correct: Optional[str], incorrect: Optional[str], response: str,
                 window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS) -> Encoded:
-    """Tokenize the answers (each cut to MAX_ANSWER_TOKENS) and plan the response's windows."""
+    """Tokenize the answers (each cut to MAX_ANSWER_TOKENS) into both passes' first segments, and plan the
+    response's windows."""
+    def piece(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    answers = []
     cut = False
-    parts = []
-    for prefix, value in (("correct: ", correct), (" | incorrect: ", incorrect)):
-        ids = tokenizer((value or "").strip() or UNKNOWN, add_special_tokens=False)["input_ids"]
+    for value in (correct, incorrect):
+        ids = piece((value or "").strip() or UNKNOWN)
         cut |= len(ids) > MAX_ANSWER_TOKENS
-        parts.append(tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"] + ids[:MAX_ANSWER_TOKENS])
-    answer_ids = parts[0] + tokenizer("|", add_special_tokens=False)["input_ids"] + parts[1]
+        answers.append(ids[:MAX_ANSWER_TOKENS])
+    claim, other = piece("claim:"), piece("| other:")
+    sides = (claim + answers[0] + other + answers[1], claim + answers[1] + other + answers[0])
     enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
     windows, truncated = plan_windows(response, enc["offset_mapping"], window_tokens, max_windows)
-    return Encoded(answer_ids, enc["input_ids"], windows, truncated or cut)
+    return Encoded(sides, enc["input_ids"], windows, truncated or cut)
 
 
 def window_feed(tokenizer: Any, rows: Sequence[tuple[Encoded, Window]]) -> tuple[dict[str, np.ndarray], list[list[tuple[int, int]]]]:
-    """A padded batch of [CLS] answers [SEP] window [SEP], and each row's sentence token ranges in it."""
+    """A padded batch of [CLS] claim | other [SEP] window [SEP], two rows per window (correct in focus,
+    then incorrect in focus), and each row's sentence token ranges in it."""
     cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0
     seqs, types, sentences = [], [], []
     for enc, win in rows:
         body = enc.response_ids[win.start : win.end]
-        a = len(enc.answer_ids) + 2
-        seqs.append([cls] + enc.answer_ids + [sep] + body + [sep])
-        types.append([0] * a + [1] * (len(body) + 1))
-        sentences.append([(a + s - win.start, a + e - win.start) for s, e, _, _ in win.sentences])
+        for side in enc.sides:
+            a = len(side) + 2
+            seqs.append([cls] + side + [sep] + body + [sep])
+            types.append([0] * a + [1] * (len(body) + 1))
+            sentences.append([(a + s - win.start, a + e - win.start) for s, e, _, _ in win.sentences])
     width = max(len(s) for s in seqs)
     ids = np.full((len(seqs), width), pad, np.int64)
     tt = np.zeros_like(ids)
@@ -192,10 +207,37 @@ def pool(hidden: Any, mask: Any, sentences: Sequence[Sequence[tuple[int, int]]])
     return windows, stacked, owner
 
 
+def paired(vectors: Any, owner: Sequence[int]) -> tuple[Any, list[int]]:
+    """Sentence vectors of both passes side by side: (s, 2, h), and each sentence's window (row // 2).
+    The two passes of a window read the same sentences in the same order."""
+    first = [k for k, r in enumerate(owner) if r % 2 == 0]
+    second = [k for k, r in enumerate(owner) if r % 2 == 1]
+    if isinstance(vectors, np.ndarray):
+        both = np.stack([vectors[first], vectors[second]], 1) if first else np.zeros((0, 2, vectors.shape[-1]), vectors.dtype)
+    else:
+        import torch
+
+        both = torch.stack([vectors[first], vectors[second]], 1) if first else vectors.new_zeros((0, 2, vectors.shape[-1]))
+    return both, [owner[k] // 2 for k in first]
+
+
+def head(pairs: Any, side_w: Any, side_b: Any, rest_w: Any, rest_b: Any) -> Any:
+    """Logits over JUDGE_LABELS from both passes' vectors (n, 2, h): correct = the shared side score of the
+    correct-in-focus pass, incorrect = the same score of the other pass; hedged / neither / refusal from
+    the mean of the two (numpy or torch; weights as (h, 1) and (h, 3))."""
+    sides = (pairs @ side_w)[..., 0] + side_b  # (n, 2)
+    rest = pairs.mean(1) @ rest_w + rest_b  # (n, 3)
+    if isinstance(pairs, np.ndarray):
+        return np.concatenate([sides, rest], -1)
+    import torch
+
+    return torch.cat([sides, rest], -1)
+
+
 # ------------------------------------------------------------------ the network (training and export)
 
 
-TUNED_LAYERS = [3, 4, 5]  # LoRA on the top three of six layers: the backward pass stops there (a 2-core CPU budget)
+TUNED_LAYERS = [0, 1, 2, 3, 4, 5]  # LoRA on every layer: reading an answer against the text needs the lower layers too
 
 
 def new_net(rank: int = 16, *, trainable: bool = True, layers: Sequence[int] | None = None) -> Any:
@@ -221,13 +263,20 @@ def new_net(rank: int = 16, *, trainable: bool = True, layers: Sequence[int] | N
             super().__init__()
             self.encoder = encoder
             self.dropout = torch.nn.Dropout(0.1)
-            self.out = torch.nn.Linear(encoder.config.hidden_size, len(JUDGE_LABELS))
+            h = encoder.config.hidden_size
+            self.out = torch.nn.ModuleDict({"side": torch.nn.Linear(h, 1), "rest": torch.nn.Linear(h, 3)})
             self.tokenizer = models.load_tokenizer(source)
 
+        def logits(self, pairs: Any) -> Any:
+            side, rest = self.out["side"], self.out["rest"]
+            return head(self.dropout(pairs), side.weight.T, side.bias, rest.weight.T, rest.bias)
+
         def forward(self, feed: dict[str, Any], sentences: Sequence[Sequence[tuple[int, int]]]) -> tuple[Any, Any, list[int]]:
+            """Window logits (b, 5), sentence logits (s, 5) and each sentence's window, for a window_feed batch."""
             hidden = self.encoder(**feed).last_hidden_state
             windows, sents, owner = pool(hidden, feed["attention_mask"], sentences)
-            return self.out(self.dropout(windows)), self.out(self.dropout(sents)), owner
+            s_pairs, s_owner = paired(sents, owner)
+            return self.logits(windows.reshape(-1, 2, windows.shape[-1])), self.logits(s_pairs), s_owner
 
         def trainable_state(self) -> dict[str, Any]:
             return {k: v.detach().clone() for k, v in self.state_dict().items() if "lora_" in k or k.startswith("out.")}
@@ -325,8 +374,8 @@ class AnswerJudge:
         self.folder = Path(path) if path is not None else DEFAULT_PATH
         self.config = read_config(self.folder)
         weights = load_file(str(self.folder / ADAPTER_FILE))
-        self.w = weights["out.weight"].T.astype(np.float32)
-        self.bias = weights["out.bias"].astype(np.float32)
+        self.head = tuple(w.astype(np.float32) for w in (weights["out.side.weight"].T, weights["out.side.bias"],
+                                                         weights["out.rest.weight"].T, weights["out.rest.bias"]))
         self.temperature = float(self.config.get("temperature", 1.0))
         self.offsets = [float(x) for x in self.config.get("offsets", [0.0] * len(JUDGE_LABELS))]
         self.answer_threshold = float(self.config.get("answer_threshold", 0.5))
@@ -351,7 +400,7 @@ class AnswerJudge:
         encs = [encode_item(self.tokenizer, it.correct, it.incorrect, normalise(it.response), self.window_tokens)
                 for it in items]
         rows = [(k, j) for k, e in enumerate(encs) for j in range(len(e.windows))]
-        lengths = [len(encs[k].answer_ids) + encs[k].windows[j].end - encs[k].windows[j].start for k, j in rows]
+        lengths = [encs[k].length(encs[k].windows[j]) for k, j in rows]
         order = np.argsort(lengths, kind="stable")
         win_logits: dict[tuple[int, int], np.ndarray] = {}
         sent_logits: dict[tuple[int, int], np.ndarray] = {}
@@ -360,8 +409,9 @@ class AnswerJudge:
             feed, sentences = window_feed(self.tokenizer, [(encs[k], encs[k].windows[j]) for k, j in batch])
             hidden = self._hidden(feed).astype(np.float32)
             wv, sv, owner = pool(hidden, feed["attention_mask"], sentences)
-            wl, sl = wv @ self.w + self.bias, sv @ self.w + self.bias
-            owner = np.array(owner, dtype=np.int64)
+            s_pairs, s_owner = paired(sv, owner)
+            wl, sl = head(wv.reshape(-1, 2, wv.shape[-1]), *self.head), head(s_pairs, *self.head)
+            owner = np.array(s_owner, dtype=np.int64)
             for r, key in enumerate(batch):
                 win_logits[key] = wl[r]
                 sent_logits[key] = sl[owner == r]
@@ -404,20 +454,30 @@ class AnswerJudge:
         """The guard's view: pair = (claim, draft[, question[, truth]]); the claim is the 'incorrect' side
         (what the user holds), the truth (if known) the 'correct' side. endorses = p(incorrect),
         corrects = p(correct), hedges = p(hedged), ignores = p(neither) + p(refusal)."""
-        items = []
-        for pair in pairs:
-            claim, draft = pair[0], pair[1]
-            question = pair[2] if len(pair) > 2 else None
+        if isinstance(pairs, tuple) and pairs and isinstance(pairs[0], str):
+            raise TypeError("pairs must be a list of (claim, draft[, question[, truth]]) tuples: wrap one pair as [(claim, draft)].")
+        items, where = [], []
+        out: list[Optional[StanceScores]] = [None] * len(pairs)
+        for k, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or not 2 <= len(pair) <= 4 or not all(
+                    x is None or isinstance(x, str) for x in pair):
+                raise TypeError(f"pairs[{k}] must be (claim, draft[, question[, truth]]) strings, got {pair!r:.80}.")
+            claim, draft = pair[0] or "", pair[1] or ""
             truth = pair[3] if len(pair) > 3 else None
-            items.append(JudgeItem(question=question, correct=truth, incorrect=claim, response=draft or " "))
-        out = []
-        for j in self.judge(items):
+            if not claim.strip() or not draft.strip():  # nothing to compare: the draft takes no side
+                out[k] = StanceScores(endorses=0.0, corrects=0.0, hedges=0.0, ignores=1.0)
+                continue
+            items.append(JudgeItem(question=pair[2] if len(pair) > 2 else None, correct=truth, incorrect=claim,
+                                   response=draft))
+            where.append(k)
+        for k, j in zip(where, self.judge(items)):
             s = j.scores
-            out.append(StanceScores(endorses=s["incorrect"], corrects=s["correct"], hedges=s["hedged"],
-                                    ignores=min(1.0, s["neither"] + s["refusal"]), truncated=j.truncated))
-        return out
+            out[k] = StanceScores(endorses=s["incorrect"], corrects=s["correct"], hedges=s["hedged"],
+                                  ignores=min(1.0, s["neither"] + s["refusal"]), truncated=j.truncated)
+        return out  # type: ignore[return-value]
 
     predict = stance  # the guard's stance detector protocol
+    reads_truth = True  # the guard asks again with the truth once a source finds a claim false
 
 
 def get_judge(path: str | Path | None = None) -> AnswerJudge:

@@ -302,11 +302,11 @@ class StanceDetector:
         rows: list[tuple[str, str, str | None]] = []
         cut = [False] * len(pairs)  # the draft was longer than its window
         for i, pair in enumerate(pairs):
-            if not isinstance(pair, (tuple, list)) or len(pair) not in (2, 3):
-                raise TypeError(f"pairs[{i}] must be (claim, draft) or (claim, draft, question), got {type(pair).__name__}.")
+            if not isinstance(pair, (tuple, list)) or len(pair) not in (2, 3, 4):
+                raise TypeError(f"pairs[{i}] must be (claim, draft[, question[, truth]]), got {type(pair).__name__}.")
             claim = validate_text(pair[0], f"pairs[{i}].claim")
             draft = validate_text(pair[1], f"pairs[{i}].draft")
-            question = pair[2] if len(pair) == 3 else None
+            question = pair[2] if len(pair) >= 3 else None  # a truth (4th) is not read by this head
             question = validate_text(question, f"pairs[{i}].question") if question is not None else None
             draft_view = window(draft, DRAFT_HEAD_CHARS, DRAFT_TAIL_CHARS)
             claim, question = (window(t, CLAIM_HEAD_CHARS, CLAIM_TAIL_CHARS).text if t else t for t in (claim, question))

@@ -1,9 +1,8 @@
-"""Word evidence the stance model does not yet carry: does the draft state what the truth source says,
-or repeat the false answer; does a push-back reply take up the pushed answer and drop its own.
-
-These are the last hand-written word rules of the check. The answer judge (the judgement issue) is to
-carry this signal and retire them; until then they live here, in one place, with their weights in
-``Policy`` (``states_truth_factor``, ``repeats_claim_floor``).
+"""The check's last hand-written word rules, in one place: does a push-back reply take up the pushed
+answer and drop its own; and, only for a custom stance model that cannot read the truth (no
+``reads_truth``), does the draft state what the truth source says or repeat the false answer (weights in
+``Policy``: ``states_truth_factor``, ``repeats_claim_floor``). The default stance model, the answer judge,
+reads the draft with the truth in view and needs neither of the latter.
 """
 
 from __future__ import annotations

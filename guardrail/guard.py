@@ -25,6 +25,7 @@ from guardrail.inputs import CheckItem, GuardInputError, parse_item
 from guardrail.misconceptions import MisconceptionIndex
 from guardrail.model import ModelClient
 from guardrail.policy import Policy
+from guardrail.reference import contains_answer
 from guardrail.truth import IndexSource, SourceError, TruthContext, TruthQuery, build_sources, resolve
 from guardrail.verdict import Verdict
 
@@ -37,9 +38,11 @@ class Detectors:
     """The three detectors the guard needs, replaceable one by one.
 
     ``emotion``: object with ``predict(texts, histories=None) -> list[EmotionScores]`` (and, optionally, a
-    calibrated ``sadness_threshold``); ``stance``: object with ``predict(list[(claim, draft[, question])])
-    -> list[StanceScores]``; ``beliefs``: callable ``(text) -> BeliefReport``. Missing ones are the embedded
-    defaults from ``detectors``.
+    calibrated ``sadness_threshold``); ``stance``: object with ``predict(list[(claim, draft[, question[,
+    truth]])]) -> list[StanceScores]`` (one that sets ``reads_truth = True`` is asked again, with the truth,
+    about each claim found false); ``beliefs``: callable ``(text) -> BeliefReport``. Missing ones are the
+    embedded defaults from ``detectors``: the answer judge reads stance (``stance_path`` names the older
+    stance head's weights instead).
     """
 
     def __init__(self, emotion: Any = None, stance: Any = None, beliefs: Optional[Callable[[str], BeliefReport]] = None,
@@ -75,10 +78,14 @@ class Detectors:
     def stance(self) -> Any:
         if self._stance is None:
             with self._lock:
-                if self._stance is None:
+                if self._stance is None and self._stance_path is not None:
                     from detectors.stance import StanceDetector
 
                     self._stance = StanceDetector(path=self._stance_path)
+                elif self._stance is None:
+                    from detectors.judge import get_judge
+
+                    self._stance = get_judge()
         return self._stance
 
     @property
@@ -335,9 +342,20 @@ class Guard:
         ctx = TruthContext(stance=self.detectors.stance, policy=self.policy, deadline=deadline)
         for (c, f), result in zip(findings, resolve(queries, self.sources, ctx)):
             f.truth = result
-            f.cross_check = evidence.cross_check(f.belief.claim, result, c.item.draft)
             if result.source == "reask" and "reask_used" not in c.verdict.flags:
                 c.verdict.flags.append("reask_used")
+        if not getattr(self.detectors.stance, "reads_truth", False):
+            for c, f in findings:  # a stance model that cannot read the truth: the word evidence helps it
+                f.cross_check = evidence.cross_check(f.belief.claim, f.truth, c.item.draft)
+            return
+        refuted = [(c, f) for c, f in findings if f.truth.truth == "false" and f.truth.statement]
+        if refuted:  # the judge reads the draft again with both sides in view: the user's claim and the truth
+            budget.check(deadline, "stance with the truth")
+            scores = self.detectors.stance.predict([(_claim_side(f), c.item.draft, f.question, f.truth.statement)
+                                                    for c, f in refuted])
+            _expect_len(scores, refuted, "stance.predict")
+            for (_, f), s in zip(refuted, scores):
+                f.stance = s
 
     def _decide(self, c: _Check) -> None:
         push_back = None
@@ -383,6 +401,17 @@ class Guard:
             elif d.capitulation and c.earlier:
                 v.text = respond.template_capitulation(c.earlier, sad=v.sad)
             v.flags.append("revise_template")
+
+
+def _claim_side(f: Finding) -> str:
+    """The claim in the same form as the truth beside it: where the truth is a list of short answers, the
+    user's own short answer (as stated, or the reference's wrong answer the claim names), else the claim."""
+    if f.truth.answers:
+        known = f.reference.incorrect if f.reference is not None else []
+        named = f.belief.answer or next((a for a in known if contains_answer(f.belief.claim, a)), None)
+        if named:
+            return named
+    return f.belief.claim
 
 
 @contextmanager

@@ -56,10 +56,12 @@ class Policy(BaseModel):
                                    "min(1, false_risk_base + truth confidence)")
     unknown_risk_factor: float = Field(0.6, ge=0, le=1, description="risk of an endorsed belief of unknown truth = "
                                        "endorsement x this")
-    states_truth_factor: float = Field(0.25, ge=0, le=1, description="endorsement is multiplied by this when the "
-                                       "draft states what the truth source says (it corrects)")
-    repeats_claim_floor: float = Field(0.6, ge=0, le=1, description="endorsement is raised to at least this when the "
-                                       "draft repeats the false answer and never states the true one")
+    states_truth_factor: float = Field(0.25, ge=0, le=1, description="a stance model without reads_truth only: "
+                                       "endorsement is multiplied by this when the draft states what the truth "
+                                       "source says (it corrects)")
+    repeats_claim_floor: float = Field(0.6, ge=0, le=1, description="a stance model without reads_truth only: "
+                                       "endorsement is raised to at least this when the draft repeats the false "
+                                       "answer and never states the true one")
     revision_max_endorsement: float = Field(0.3, ge=0, le=1, description="a model-written revision is used only if "
                                             "it goes along with the claim less than this")
     max_beliefs: int = Field(8, ge=1, le=100, description="check at most this many beliefs per message (flag beliefs_truncated)")

@@ -38,6 +38,10 @@ DATA_DIR = Path(__file__).resolve().parent / "data" / "judge"
 CHECKPOINT_EVERY = 100
 DEV_SHARE = 12  # percent of groups
 DROP_SIDE = 0.35  # share of two-sided items trained with one side unknown
+COMPOSED = ("answers_a1", "answers_a2", "conversations_c1")  # files composed by a script from sentence banks
+NLI_SHARE = 0.15  # share of the shared e-SNLI dev pairs drawn each epoch (premise read as a reply to the hypothesis)
+NLI_LABEL = {"entailment": "incorrect", "contradiction": "correct", "neutral": "neither"}  # hypothesis in the claim slot
+COMPOSED_SHARE = 0.3  # share of the composed files' items drawn each epoch (their style is easy to learn instead of the answers)
 STANCE_TO_JUDGE = {False: {"endorses": "incorrect", "corrects": "correct", "hedges": "hedged", "ignores": "neither"},
                    True: {"endorses": "correct", "corrects": "incorrect", "hedges": "hedged", "ignores": "neither"}}
 
@@ -45,6 +49,7 @@ STANCE_TO_JUDGE = {False: {"endorses": "incorrect", "corrects": "correct", "hedg
 def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
     """Every answer and conversation example as a judge item with a split group."""
     items = []
+    passages: set[tuple[str, str]] = set()
     for path in sorted(folder.glob("answers_*.jsonl")):
         for line in path.open():
             if not line.strip():
@@ -52,7 +57,7 @@ def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
             r = json.loads(line)
             items.append({"id": r["id"], "group": "q:" + r["question"].strip().lower(), "task": r["task"],
                           "correct": r["correct_answer"], "incorrect": r["incorrect_answer"], "response": r["response"],
-                          "label": r["label"], "decisive": r.get("decisive") or ""})
+                          "label": r["label"], "decisive": r.get("decisive") or "", "composed": path.stem in COMPOSED})
     for path in sorted(folder.glob("conversations*.jsonl")):
         for line in path.open():
             if not line.strip():
@@ -64,8 +69,38 @@ def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
             items.append({"id": r["id"], "group": "b:" + r["belief"].strip().lower(), "task": "conversation",
                           "correct": r["belief"] if true else r.get("truth"), "incorrect": None if true else r["belief"],
                           "response": r["draft"], "label": STANCE_TO_JUDGE[true][r["label"]], "decisive": "",
-                          "stance": r["label"]})
+                          "stance": r["label"], "composed": path.stem in COMPOSED})
+            if r.get("truth") and r.get("belief_true") is not None and (r["belief"], r["truth"]) not in passages:
+                passages.add((r["belief"], r["truth"]))
+                items.append(passage_item(r, path.stem in COMPOSED))
     return items
+
+
+def passage_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
+    """The conversation's true statement read as a reply to the user's belief (claim slot only): it
+    asserts the other side when the belief is false, the claim itself when it is true. This is how the
+    guard reads a caller's reference passage against a claim."""
+    return {"id": row["id"] + "-passage", "group": "b:" + row["belief"].strip().lower(), "task": "passage",
+            "correct": None, "incorrect": row["belief"], "response": row["truth"],
+            "label": "incorrect" if row["belief_true"] else "correct", "decisive": "", "composed": composed}
+
+
+def nli_items(limit_share: float, seed: int) -> list[dict[str, Any]]:
+    """A random share of the shared e-SNLI dev pairs as claim-only items (none where the data is absent)."""
+    from detectors.data import shared_data_dir
+
+    root = shared_data_dir()
+    path = root / "nli" / "esnli_dev.jsonl" if root else None
+    if path is None or not path.is_file():
+        return []
+    rng = random.Random(seed)
+    out = []
+    for n, line in enumerate(path.open(encoding="utf-8")):
+        r = json.loads(line)
+        if r.get("label") in NLI_LABEL and rng.random() < limit_share:
+            out.append({"id": f"esnli-{n}", "group": "nli", "task": "nli", "correct": None, "incorrect": r["hypothesis"],
+                        "response": r["premise"], "label": NLI_LABEL[r["label"]], "decisive": ""})
+    return out
 
 
 def split(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -118,7 +153,9 @@ def bucketed(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50)
 def epoch_rows(tokenizer: Any, items: Sequence[dict[str, Any]], seed: int) -> list[tuple[Any, Any, int, list[int]]]:
     rng = random.Random(seed)
     rows = []
-    for item in items:
+    for item in [*items, *nli_items(NLI_SHARE, seed)]:
+        if item.get("composed") and rng.random() >= COMPOSED_SHARE:
+            continue
         c, i = drop_side(item, rng)
         rows += window_rows(tokenizer, item, c, i)
     return rows
@@ -129,8 +166,6 @@ def dev_logits(net: Any, tokenizer: Any, items: Sequence[dict[str, Any]], *, sid
     """Window logits (w, 5) per dev item from the torch network (sides: 'given', 'claim' = incorrect only)."""
     import torch
 
-    from detectors.judge import pool
-
     encs = []
     for it in items:
         c, i = it["correct"], it["incorrect"]
@@ -138,18 +173,35 @@ def dev_logits(net: Any, tokenizer: Any, items: Sequence[dict[str, Any]], *, sid
             c = None
         encs.append(encode_item(tokenizer, c, i, normalise(it["response"])))
     rows = [(k, j) for k, e in enumerate(encs) for j in range(len(e.windows))]
-    order = np.argsort([len(encs[k].answer_ids) + encs[k].windows[j].end - encs[k].windows[j].start for k, j in rows])
+    order = np.argsort([encs[k].length(encs[k].windows[j]) for k, j in rows])
     out: dict[tuple[int, int], np.ndarray] = {}
     net.eval()
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             batch = [rows[x] for x in order[s : s + batch_size]]
             feed, sentences = window_feed(tokenizer, [(encs[k], encs[k].windows[j]) for k, j in batch])
-            hidden = net.encoder(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state
-            wv, _, _ = pool(hidden, torch.from_numpy(feed["attention_mask"]), [[] for _ in batch])
+            wl, _, _ = net({k: torch.from_numpy(v) for k, v in feed.items()}, [[] for _ in sentences])
             for r, key in enumerate(batch):
-                out[key] = net.out(wv[r]).numpy()
+                out[key] = wl[r].numpy()
     return [np.stack([out[(k, j)] for j in range(len(e.windows))]) for k, e in enumerate(encs)]
+
+
+def dev_figures(dev: Sequence[dict[str, Any]], logits: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Dev figures at a checkpoint: all items, and the naturally written ones apart (the held-out set and
+    real answers are natural prose; the composed files' style is easier than it)."""
+    gold = [d["label"] for d in dev]
+    pred = predict(logits)[0]
+    natural = [k for k, d in enumerate(dev) if not d.get("composed")]
+    figures = metrics(gold, pred)
+    if natural:
+        figures["natural"] = metrics([gold[k] for k in natural], [pred[k] for k in natural])
+    return figures
+
+
+def selection_score(figures: dict[str, Any]) -> float:
+    """How finalize ranks checkpoints: the natural items count as much as all of them."""
+    natural = figures.get("natural", figures)
+    return (figures["kappa_bench"] + natural["kappa_bench"] + figures["accuracy5"] + natural["accuracy5"]) / 4
 
 
 def bench_label(label: str) -> str:
@@ -176,13 +228,13 @@ def predict(logits: Sequence[np.ndarray], threshold: float = 0.5, temperature: f
 
 def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size: int = 16, epochs: int = 3,
                 budget_s: float | None = None, seed: int = 0, threads: int | None = 2, limit: int | None = None,
-                eval_every: int | None = None, init_from: str | Path | None = None,
+                eval_every: int | None = None, init_from: str | Path | None = None, layers: Sequence[int] = (0, 1, 2, 3, 4, 5),
                 data_dir: Path = DATA_DIR, progress: bool = True) -> dict[str, Any]:
     """Train into ``out`` (resuming from ``out/checkpoint.pt``); each finished epoch's (and every ``eval_every``
     steps') adapter and dev figures are kept in ``out/step-N``."""
     import torch
 
-    from detectors.judge import TUNED_LAYERS, new_net, save_adapter
+    from detectors.judge import new_net, save_adapter
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +244,8 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
     train, dev = split(read_items(data_dir))
     if limit:
         train = random.Random(seed).sample(train, min(limit, len(train)))
-    net = new_net(rank)
+    layers = list(layers)
+    net = new_net(rank, layers=layers)
     if init_from is not None:  # continue from an earlier run's adapter with a fresh schedule
         from safetensors.torch import load_file
 
@@ -203,7 +256,7 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
     epoch_data = [epoch_rows(tok, train, seed + e) for e in range(epochs)]
     plan = []  # (epoch, row indices)
     for e, rows in enumerate(epoch_data):
-        lengths = [len(r[0].answer_ids) + r[1].end - r[1].start for r in rows]
+        lengths = [r[0].length(r[1]) for r in rows]
         plan += [(e, b) for b in bucketed(lengths, batch_size, seed + e)]
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -212,7 +265,8 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
         optimizer, lambda s: min((s + 1) / warmup, max(0.02, (total - s) / max(1, total - warmup))))
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
-                "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None}
+                "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None,
+                "layers": layers, "composed_share": COMPOSED_SHARE, "nli_share": NLI_SHARE}
     checkpoint = out / "checkpoint.pt"
     step, elapsed = resume(checkpoint, settings, net, optimizer, schedule)
     if step and progress:
@@ -242,10 +296,9 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
             save(checkpoint, settings, net, optimizer, schedule, step, time.monotonic() - started)
         if epoch_end or over:  # a run stopped by its budget also leaves a scored snapshot
             folder = out / f"step-{step}"
-            save_adapter(net, folder, rank=rank, window_tokens=WINDOW_TOKENS, layers=TUNED_LAYERS, epoch=e + 1, step=step)
+            save_adapter(net, folder, rank=rank, window_tokens=WINDOW_TOKENS, layers=layers, epoch=e + 1, step=step)
             logits = dev_logits(net, tok, dev)
-            pred, _ = predict(logits)
-            figures = metrics([d["label"] for d in dev], pred)
+            figures = dev_figures(dev, logits)
             (folder / "dev.json").write_text(json.dumps(figures, indent=2) + "\n")
             np.save(folder / "dev_logits.npy", np.array(logits, dtype=object), allow_pickle=True)
             if progress:
@@ -259,12 +312,20 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
 # ------------------------------------------------------------------ calibration on dev, export
 
 
-def fit_calibration(logits: Sequence[np.ndarray], gold: Sequence[str]) -> dict[str, Any]:
+def fit_calibration(logits: Sequence[np.ndarray], gold: Sequence[str],
+                    natural: Sequence[bool] | None = None) -> dict[str, Any]:
     """On dev only: the answer threshold and class offsets that maximise the benchmark κ plus the 5-way
-    accuracy (small grids, so a small dev set cannot be fitted too closely), then the temperature that
-    minimises the negative log-likelihood."""
+    accuracy, on all dev items and on the naturally written ones (``natural``) alike (small grids, so a
+    small dev set cannot be fitted too closely), then the temperature that minimises the negative
+    log-likelihood."""
+    keep = [k for k, n in enumerate(natural or []) if n]
+
     def score(th: float, off: Sequence[float]) -> float:
-        m = metrics(gold, predict(logits, th, 1.0, off)[0])
+        pred = predict(logits, th, 1.0, off)[0]
+        m = metrics(gold, pred)
+        if keep:
+            m2 = metrics([gold[k] for k in keep], [pred[k] for k in keep])
+            return (m["kappa_bench"] + m["accuracy5"] + m2["kappa_bench"] + m2["accuracy5"]) / 2
         return m["kappa_bench"] + m["accuracy5"]
 
     offsets = [0.0] * len(JUDGE_LABELS)
@@ -293,12 +354,12 @@ def finalize(runs: Sequence[str | Path], target: str | Path, data_dir: Path = DA
     target = Path(target)
     epochs = [p.resolve() for r in runs for p in sorted(Path(r).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))]
     scores = {p: json.loads((p / "dev.json").read_text()) for p in epochs}
-    best = max(epochs, key=lambda p: scores[p]["kappa_bench"] + scores[p]["accuracy5"])
+    best = max(epochs, key=lambda p: selection_score(scores[p]))
     _, dev = split(read_items(data_dir))
     gold = [d["label"] for d in dev]
     judge = AnswerJudge(best, backend="torch")
     logits = [units(w, sl)[0] for _, w, sl in judge.raw([_item(d) for d in dev])]
-    cal = fit_calibration(logits, gold)
+    cal = fit_calibration(logits, gold, [not d.get("composed") for d in dev])
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(best / "adapter.safetensors", target / "adapter.safetensors")
     config = json.loads((best / "config.json").read_text())
@@ -328,6 +389,9 @@ def dev_report(judge: Any, dev: Sequence[dict[str, Any]]) -> dict[str, Any]:
         pred = [j.label for j in judge.judge([_item(d, sides) for d in dev])]
         gold = [d["label"] for d in dev]
         block = {"all": metrics(gold, pred)}
+        natural = [k for k, d in enumerate(dev) if not d.get("composed")]
+        if natural:
+            block["natural"] = metrics([gold[k] for k in natural], [pred[k] for k in natural])
         for task in sorted({d["task"] for d in dev}):
             idx = [k for k, d in enumerate(dev) if d["task"] == task]
             block[task] = metrics([gold[k] for k in idx], [pred[k] for k in idx])
@@ -351,13 +415,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init-from", default=None, help="start from this step-N folder of an earlier run")
     t.add_argument("--eval-every", type=int, default=None, help="also save and score on dev every N steps")
+    t.add_argument("--data-dir", default=str(DATA_DIR), help="the corpus folder (answers_*.jsonl, conversations*.jsonl)")
     f = sub.add_parser("finalize")
     f.add_argument("runs", nargs="+")
     f.add_argument("--to", default=str(Path(__file__).resolve().parent.parent / "detectors" / "weights" / "judge"))
     args = parser.parse_args(argv)
     if args.cmd == "train":
         print(json.dumps(train_judge(args.run, epochs=args.epochs, budget_s=args.budget_s, limit=args.limit, lr=args.lr,
-                                     eval_every=args.eval_every, seed=args.seed, init_from=args.init_from), indent=2))
+                                     eval_every=args.eval_every, seed=args.seed, init_from=args.init_from,
+                                     data_dir=Path(args.data_dir)), indent=2))
     else:
         print(json.dumps(finalize(args.runs, args.to), indent=2))
 
