@@ -325,8 +325,10 @@ class Guard:
             for f in c.findings:
                 ask((f.belief.claim, c.item.draft, f.question) if f.question else (f.belief.claim, c.item.draft),
                     lambda s, f=f: setattr(f, "stance", s))
-            if c.earlier:
-                ask((c.earlier, c.item.draft), lambda s, c=c: setattr(c, "earlier_stance", s))
+            if c.earlier:  # the earlier answer against the draft, with the pushed claim as the other side
+                pushed = c.findings[0].belief.claim if c.findings else None
+                ask((c.earlier, c.item.draft, None, pushed) if pushed else (c.earlier, c.item.draft),
+                    lambda s, c=c: setattr(c, "earlier_stance", s))
                 for f in c.findings:
                     ask((f.belief.claim, c.earlier), lambda s, f=f: setattr(f, "earlier", s))
         scores = self.detectors.stance.predict(pairs) if pairs else []

