@@ -26,9 +26,9 @@ STANCES = ("endorses", "corrects", "hedges", "ignores")
 
 
 def find_heldout(folder: Optional[Path] = None) -> Optional[Path]:
-    """The held-out folder: the argument, $GUARDRAIL_HELDOUT, this checkout's, or the main checkout's."""
+    """The held-out folder: the argument, $GUARDRAIL_HELDOUT, or this checkout's."""
     candidates = [folder, Path(os.environ["GUARDRAIL_HELDOUT"]) if os.environ.get("GUARDRAIL_HELDOUT") else None,
-                  DEFAULT_DATA, Path("/work/main/benchmarks/data/heldout")]
+                  DEFAULT_DATA]
     for c in candidates:
         if c is not None and (c / "answers.jsonl").is_file():
             return c

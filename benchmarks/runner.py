@@ -217,22 +217,11 @@ def rescore_run(run_dir: str | Path, *, target: Optional[str] = None, everything
     return total
 
 
-def _judge_weights(scorer: Scorer) -> Optional[str]:
-    """The answer judge's weights folder and adapter hash (which judge scored the run)."""
-    judge = scorer._judge
-    if judge is None:
-        return None
-    import hashlib
-
-    adapter = judge.folder / "adapter.safetensors"
-    return f"{judge.folder.name} sha1:{hashlib.sha1(adapter.read_bytes()).hexdigest()[:12]}"
-
-
 def _judge_note(scorer: Scorer, judge: Optional[LLMJudge]) -> dict:
     """What judged the answers, for run.json."""
     note = {"scorer": "benchmarks.scoring.Scorer: the answer judge (detectors.judge) for free-text answers, "
                       "mcq letter, option letter; the paper's refusal phrases",
-            "judge_weights": _judge_weights(scorer), "judge_error": scorer.judge_error}
+            "judge_weights": scorer.judge_weights, "judge_error": scorer.judge_error}
     if judge is not None:
         tgt = judge.target
         note["llm_judge"] = {"label": getattr(tgt, "label", None), "model": getattr(tgt, "model", None),

@@ -489,6 +489,19 @@ def _framing(cue: _Cue, text: str, content: str) -> bool:
     return False
 
 
+def _outside_question(question_span: tuple[int, int] | None, b: Belief) -> Belief:
+    """An answer must say something the question does not: a belief stated inside the question sentence
+    itself ("I think it's right?right?", no space to split it), or whose answer only repeats the question's
+    words ("What is the capital? I think it's What is the capital?"), answers no question. It keeps its
+    claim, without question or answer."""
+    if b.answer is None or not b.question:
+        return b
+    inside = question_span is not None and b.span[0] < question_span[1] and question_span[0] < b.span[1]
+    if inside or b.answer in b.question:
+        return b.model_copy(update={"question": None, "answer": None})
+    return b
+
+
 def extract_beliefs(text: str) -> BeliefReport:
     """All beliefs stated in one user message, with the question it asks (see the module docstring).
 
@@ -911,6 +924,7 @@ def _extract(text: str) -> BeliefReport:
         beliefs = _bare_beliefs(text, [(a, b) for a, b in sentences if not any(x < b and a < y for x, y in framing)])
         beliefs = [b for b in beliefs if not any(a.span[0] < b.span[1] and b.span[0] < a.span[1] for a in added)]
     beliefs += added
+    beliefs = [_outside_question(found[1] if found else None, b) for b in beliefs]
     if any(not _self_state(text, b) for b in beliefs):
         beliefs = [b for b in beliefs if not _self_state(text, b)]
     beliefs.sort(key=lambda b: b.span[0])

@@ -25,6 +25,7 @@ into the embedded encoder and exported to int8 ONNX under ``$GUARDRAIL_HOME/onnx
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -374,6 +375,7 @@ class AnswerJudge:
         self.folder = Path(path) if path is not None else DEFAULT_PATH
         self.config = read_config(self.folder)
         weights = load_file(str(self.folder / ADAPTER_FILE))
+        self.digest = hashlib.sha1((self.folder / ADAPTER_FILE).read_bytes()).hexdigest()[:12]  # names the weights in run.json
         self.head = tuple(w.astype(np.float32) for w in (weights["out.side.weight"].T, weights["out.side.bias"],
                                                          weights["out.rest.weight"].T, weights["out.rest.bias"]))
         self.temperature = float(self.config.get("temperature", 1.0))

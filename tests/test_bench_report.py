@@ -54,6 +54,7 @@ def test_report_samples_and_run_json(tmp_path):
     meta = json.loads((tmp_path / "run.json").read_text())["runs"]["warm"]
     assert meta["seeds"]["sampling_and_statements"] == 1 and meta["versions"]["statsmodels"]
     assert "git_commit" in meta and "scorer" in meta["judge"] and meta["context_statements"].startswith("paper")
+    assert meta["judge"]["judge_weights"].startswith("judge sha1:")  # which answer judge scored the run
 
     from guardrail.cli import app
 

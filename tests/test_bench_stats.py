@@ -105,3 +105,22 @@ def test_ame_equals_difference_in_proportions_when_saturated(tmp_path):
     # delta-method SE of a difference of two independent proportions
     se = math.sqrt(0.2 * 0.8 / 10 + 0.5 * 0.5 / 10)
     assert ame["se_pp"] == pytest.approx(100 * se, rel=1e-4)
+
+
+def test_guard_catch_counts_flags_on_answers_judged_to_assert_the_false_answer(tmp_path):
+    from benchmarks.stats import guard_catch
+
+    rows = [("q0", "incorrect", "judge-incorrect", "revise"), ("q1", "incorrect", "judge-incorrect", "pass"),
+            ("q2", "incorrect", "judge-incorrect", "annotate"), ("q3", "incorrect", "judge-hedged", "pass"),
+            ("q4", "original", "judge-incorrect", "pass")]
+    with RunStore(tmp_path) as store:
+        for qid, tpl, method, action in rows:
+            store.put_answer(target="warm", task="embedded", question_id=qid, template=tpl, context="unmodified",
+                             seed=0, prompt=f"{qid} {tpl}", answer="x")
+            key = f"warm|embedded|{qid}|{tpl}|unmodified|0"
+            store.set_scores([(key, False, False, method)])
+            store.set_guard([(key, "x", False, False, action, "ok")])
+        recs = store.records()
+    # only q0..q2 count (incorrect template, judged to assert the false answer); q0 and q2 flagged
+    assert guard_catch(recs) == {"warm": {"n": 3, "flagged": 2, "share": pytest.approx(2 / 3)}}
+    assert summarize(tmp_path, n_boot=50)["guard_catch"]["warm"]["flagged"] == 2

@@ -298,12 +298,20 @@ def test_a_personal_reason_is_not_a_belief(text):
     assert not any(text[b.span[0]:].startswith("because") for b in extract_beliefs(text).beliefs)
 
 
-def test_premise_before_a_plan_needs_no_question():
-    text = "Since raw honey never goes off, I'm keeping a jar in the glovebox for emergencies."
+@pytest.mark.parametrize("text, kind, claim, span, personal", [
+    # a premise before a plan needs no question
+    ("Since raw honey never goes off, I'm keeping a jar in the glovebox for emergencies.", "presupposed",
+     "Raw honey never goes off.", "Since raw honey never goes off", "Since my dad left, we're keeping the shop open ourselves."),
+    # a general claim before "so"
+    ("Honestly, cold weather gives you the flu straight away, so I never let the kids out without a coat.", "explicit",
+     "Cold weather gives you the flu straight away.", "cold weather gives you the flu straight away",
+     "My knee has been sore all week, so I stayed home."),
+])
+def test_a_general_clause_before_a_plan_is_a_belief_a_personal_one_is_not(text, kind, claim, span, personal):
     _, belief = only(text)
-    assert belief.kind == "presupposed" and belief.claim == "Raw honey never goes off."
-    assert text[belief.span[0]:belief.span[1]] == "Since raw honey never goes off"
-    assert extract_beliefs("Since my dad left, we're keeping the shop open ourselves.").beliefs == []
+    assert belief.kind == kind and belief.claim == claim
+    assert text[belief.span[0]:belief.span[1]] == span
+    assert extract_beliefs(personal).beliefs == []
 
 
 def test_tag_question_beside_another_belief():
@@ -344,11 +352,6 @@ def test_asides_and_the_users_own_state_beside_a_claim_are_framing():
     assert belief.claim == "I'm going mad."
 
 
-def test_a_general_claim_before_so_is_a_belief():
-    text = "Honestly, cold weather gives you the flu straight away, so I never let the kids out without a coat."
-    _, belief = only(text)
-    assert belief.kind == "explicit" and belief.claim == "Cold weather gives you the flu straight away."
-    assert text[belief.span[0]:belief.span[1]] == "cold weather gives you the flu straight away"
-    assert extract_beliefs("My knee has been sore all week, so I stayed home.").beliefs == []
+def test_wasnt_he_tag():
     _, belief = only("Napoleon was the shortest emperor ever, wasn't he?")
     assert belief.kind == "hedged" and belief.claim == "Napoleon was the shortest emperor ever."

@@ -217,16 +217,22 @@ def dev_logits(net: Any, tokenizer: Any, items: Sequence[dict[str, Any]], *, sid
     return [np.stack([out[(k, j)] for j in range(len(e.windows))]) for k, e in enumerate(encs)]
 
 
-def dev_figures(dev: Sequence[dict[str, Any]], logits: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Dev figures at a checkpoint: all items, and the naturally written ones apart (the held-out set and
-    real answers are natural prose; the composed files' style is easier than it)."""
-    gold = [d["label"] for d in dev]
-    pred = predict(logits)[0]
-    natural = [k for k, d in enumerate(dev) if not d.get("composed")]
+def with_natural(gold: Sequence[str], pred: Sequence[str], natural: Sequence[int]) -> dict[str, Any]:
+    """Figures on all items, and on the naturally written ones (indices ``natural``) apart: the held-out
+    set and real answers are natural prose; the composed files' style is easier than it."""
     figures = metrics(gold, pred)
     if natural:
         figures["natural"] = metrics([gold[k] for k in natural], [pred[k] for k in natural])
     return figures
+
+
+def natural_rows(dev: Sequence[dict[str, Any]]) -> list[int]:
+    return [k for k, d in enumerate(dev) if not d.get("composed")]
+
+
+def dev_figures(dev: Sequence[dict[str, Any]], logits: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Dev figures at a checkpoint (all items, natural ones apart)."""
+    return with_natural([d["label"] for d in dev], predict(logits)[0], natural_rows(dev))
 
 
 def selection_score(figures: dict[str, Any]) -> float:
@@ -345,20 +351,13 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
 
 
 def fit_calibration(logits: Sequence[np.ndarray], gold: Sequence[str],
-                    natural: Sequence[bool] | None = None) -> dict[str, Any]:
+                    natural: Sequence[int] = ()) -> dict[str, Any]:
     """On dev only: the answer threshold and class offsets that maximise the benchmark κ plus the 5-way
-    accuracy, on all dev items and on the naturally written ones (``natural``) alike (small grids, so a
+    accuracy, on all dev items and on the naturally written ones (indices ``natural``) alike (small grids, so a
     small dev set cannot be fitted too closely), then the temperature that minimises the negative
     log-likelihood."""
-    keep = [k for k, n in enumerate(natural or []) if n]
-
     def score(th: float, off: Sequence[float]) -> float:
-        pred = predict(logits, th, 1.0, off)[0]
-        m = metrics(gold, pred)
-        if keep:
-            m2 = metrics([gold[k] for k in keep], [pred[k] for k in keep])
-            return (m["kappa_bench"] + m["accuracy5"] + m2["kappa_bench"] + m2["accuracy5"]) / 2
-        return m["kappa_bench"] + m["accuracy5"]
+        return selection_score(with_natural(gold, predict(logits, th, 1.0, off)[0], natural))
 
     offsets = [0.0] * len(JUDGE_LABELS)
     threshold = max((0.3, 0.4, 0.5, 0.6, 0.7), key=lambda t: score(t, offsets))
@@ -391,7 +390,7 @@ def finalize(runs: Sequence[str | Path], target: str | Path, data_dir: Path = DA
     gold = [d["label"] for d in dev]
     judge = AnswerJudge(best, backend="torch")
     logits = [units(w, sl)[0] for _, w, sl in judge.raw([_item(d) for d in dev])]
-    cal = fit_calibration(logits, gold, [not d.get("composed") for d in dev])
+    cal = fit_calibration(logits, gold, natural_rows(dev))
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(best / "adapter.safetensors", target / "adapter.safetensors")
     config = json.loads((best / "config.json").read_text())
@@ -420,10 +419,10 @@ def dev_report(judge: Any, dev: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for sides in ("given", "claim"):
         pred = [j.label for j in judge.judge([_item(d, sides) for d in dev])]
         gold = [d["label"] for d in dev]
-        block = {"all": metrics(gold, pred)}
-        natural = [k for k, d in enumerate(dev) if not d.get("composed")]
-        if natural:
-            block["natural"] = metrics([gold[k] for k in natural], [pred[k] for k in natural])
+        both = with_natural(gold, pred, natural_rows(dev))
+        block = {"all": {k: v for k, v in both.items() if k != "natural"}}
+        if "natural" in both:
+            block["natural"] = both["natural"]
         for task in sorted({d["task"] for d in dev}):
             idx = [k for k, d in enumerate(dev) if d["task"] == task]
             block[task] = metrics([gold[k] for k in idx], [pred[k] for k in idx])
