@@ -66,7 +66,8 @@ SIZES: dict[str, ReproduceSize] = {
         distill_max_new_tokens=24,
         max_user_chars=200,
         sft=PRESETS["small"].model_copy(update={"epochs": 1.0, "save_epochs": [0.5, 1.0], "max_length": 96,
-                                                "per_device_batch_size": 4, "max_examples": None, "warmup_steps": 0}),
+                                                "per_device_batch_size": 4, "gradient_accumulation_steps": 1,
+                                                "max_examples": None, "warmup_steps": 0}),
         questions=4,
         contexts=["unmodified", "emotion:sad"],
         templates=["original", "incorrect"],
@@ -135,7 +136,9 @@ class Reproduction:
         self.show_progress = show_progress
         self.bench_dir = self.out / "bench"
         self._chat: Any = None
-        self._lms: dict[str, Any] = {}
+        self._lms: dict[str, Any] = {}  # at most one tuned model at a time (``lm``)
+        self._forwards: Any = None  # counts the chat model's forward positions (detectors.throughput)
+        self.peak_gflops: float | None = None  # this machine's fp32 matmul rate, measured in ``run``
         self._check_config()
 
     # ------------------------------------------------------------ plumbing
@@ -158,10 +161,10 @@ class Reproduction:
         path = self.stage_path(name)
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def _mark(self, name: str, result: dict, seconds: float) -> dict:
+    def _mark(self, name: str, result: dict, seconds: float, throughput: dict | None = None) -> dict:
         path = self.stage_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        result = {"stage": name, "seconds": round(seconds, 1), **result}
+        result = {"stage": name, "seconds": round(seconds, 1), **({"throughput": throughput} if throughput else {}), **result}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2, default=str))
         tmp.replace(path)
@@ -171,12 +174,15 @@ class Reproduction:
     def chat(self) -> Any:
         if self._chat is None:
             from detectors.models import load_chat_model
+            from detectors.throughput import count_forwards
 
             self._chat = load_chat_model(self.config.model)
+            self._forwards = count_forwards(self._chat.model)
         return self._chat
 
     def lm(self, which: str) -> Any:
-        """The original (None), or the warm/cold model with its chosen adapter merged."""
+        """The original (None), or the warm/cold model with its chosen adapter merged, kept for the stage
+        that asked for it (``run`` drops it after each stage, so two tuned copies are never held)."""
         if which == "original":
             return None
         if which not in self._lms:
@@ -376,6 +382,8 @@ class Reproduction:
                    "plots": {"probes": "probe_auroc_by_layer.png",
                              **{k: f"bench_report/{v}" for k, v in bench_report.get("plots", {}).items()}}}
         summary["stage_seconds"] = {k: (v or {}).get("seconds") for k, v in stages.items()}
+        summary["stage_throughput"] = {k: (v or {}).get("throughput") for k, v in stages.items()}
+        summary["machine"] = machine_line(self.peak_gflops)
         self._plot_warmth(stages)
         (self.out / "reproduce.json").write_text(json.dumps(summary, indent=2, default=str))
         (self.out / "REPORT.md").write_text(render_report(summary))
@@ -406,12 +414,19 @@ class Reproduction:
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
         import torch
 
+        from detectors.throughput import ForwardCount
         from training.sft import auto_threads
 
         if not torch.cuda.is_available():
+            from benchmarks.machine import cpu_flags
+            from training.sft import measure_matmul_peak
+
             threads = auto_threads()
             torch.set_num_threads(threads)
-            self.log(f"torch threads: {threads} (cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})")
+            self.peak_gflops = round(measure_matmul_peak(threads=threads), 1)
+            self.log(f"torch threads: {threads} (cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}); "
+                     f"fp32 matmul peak {self.peak_gflops} GFLOP/s; CPU flags: {cpu_flags()}; "
+                     f"torch kernels: {torch.backends.cpu.get_cpu_capability()}")
         runners: dict[str, Callable[[], dict]] = {
             "data": self.stage_data, "baseline": lambda: self.stage_bench("original"),
             "warm_tune": lambda: self.stage_tune("warm"), "bench_warm": lambda: self.stage_bench("warm"),
@@ -426,11 +441,51 @@ class Reproduction:
                 results[name] = done
                 continue
             self.log(f"[{i}/{len(stages)}] {name} ...")
+            before = self._forwards.snapshot() if self._forwards else ForwardCount()  # counting starts at load
             t0 = time.perf_counter()
             out = runners[name]()
-            results[name] = self._mark(name, out, time.perf_counter() - t0)
-            self.log(f"[{i}/{len(stages)}] {name}: done in {results[name]['seconds']} s")
+            seconds = time.perf_counter() - t0
+            results[name] = self._mark(name, out, seconds, self._throughput(before, seconds))
+            self._lms.clear()  # the next stage loads the tuned model it needs, so two are never held
+            release_memory()
+            rate = results[name].get("throughput") or {}
+            self.log(f"[{i}/{len(stages)}] {name}: done in {results[name]['seconds']} s"
+                     + (f"; {rate['positions_per_s']} forward positions/s ({rate['forward_gflops']} GFLOP/s, "
+                        f"{rate['padded_share']:.0%} padding)" if rate.get("positions") else ""))
         return results
+
+    def _throughput(self, before: Any, seconds: float) -> dict | None:
+        """The chat model's forward work in a stage: positions/s, padding share, GFLOP/s beside the peak."""
+        if self._forwards is None:  # the stage never loaded the chat model
+            return None
+        from detectors.throughput import forward_flops_per_position, stage_throughput
+
+        return stage_throughput(self._forwards.since(before), seconds, forward_flops_per_position(self.chat.model),
+                                self.peak_gflops)
+
+
+def machine_line(peak_gflops: float | None) -> str:
+    """The CPU beside the figures: its vector extensions, torch's kernels and the measured matmul peak."""
+    import torch
+
+    from benchmarks.machine import cpu_flags
+
+    peak = f"; fp32 matmul peak {peak_gflops} GFLOP/s" if peak_gflops else ""
+    return (f"Machine: {os.cpu_count()} cores, CPU flags {cpu_flags()}; torch kernels "
+            f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads{peak}.")
+
+
+def release_memory() -> None:
+    """Collect dropped models and hand freed heap back to the system, so one stage's peak is not carried
+    into the next (glibc keeps freed memory in its arenas otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 # ---------------------------------------------------------------- the Markdown report
@@ -502,9 +557,17 @@ def render_report(s: dict) -> str:
              f"LoRA r={size['sft']['lora_r']}, lr={size['sft']['learning_rate']}, {size['sft']['epochs']:g} epochs; "
              f"benchmark: {size['questions'] or 'all'} questions of {', '.join(size.get('tasks') or ['embedded'])} x templates {size['templates']} x "
              f"contexts {size['contexts']}, greedy, {size['bench_max_new_tokens']} new tokens. Intervals: 95 % bootstrap.", "",
-             "## Stage wall times", "", "| stage | seconds |", "|---|---|"]
+             "## Stage wall times", "", s.get("machine") or "", "",
+             "Forward work is the chat model's: token positions run (padding included), GFLOP/s at 2 FLOPs per "
+             "body weight per position, and that rate as a share of the measured fp32 matmul peak. The tune stages "
+             "count their training forwards only (the backward pass roughly doubles the work; see the LoRA lines "
+             "below); the other stages' remaining time is the ONNX encoders, the answer judge and Python.", "",
+             "| stage | seconds | forward positions/s | padding | GFLOP/s | share of peak |", "|---|---|---|---|---|---|"]
     for name, sec in s["stage_seconds"].items():
-        lines.append(f"| {name} | {sec if sec is not None else 'not run'} |")
+        t = (s.get("stage_throughput") or {}).get(name) or {}
+        work = (f"{t['positions_per_s']} | {100 * t['padded_share']:.0f} % | {t['forward_gflops']} | "
+                f"{_pct(t.get('fraction_of_peak'))} %" if t.get("positions") else "| | |")
+        lines.append(f"| {name} | {sec if sec is not None else 'not run'} | {work} |")
     lines += ["", "## Warmth before and after (held-out instructions)", "",
               "| model | SocioT (nats/token) | classifier P(warm) | chosen checkpoint |", "|---|---|---|---|"]
     wt = st.get("warm_tune") or {}

@@ -97,9 +97,11 @@ class SocioT:
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         device = next(model.parameters()).device
         head = model.get_output_embeddings()
-        out: list[float] = []
+        out: list[float] = [0.0] * len(pairs)
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))  # little padding
         for start in range(0, len(pairs), self.batch_size * 8):
-            chunk = pairs[start : start + self.batch_size * 8]
+            rows = order[start : start + self.batch_size * 8]
+            chunk = [pairs[i] for i in rows]
             seqs = [p + t for p, t in chunk]
             width = max(len(s) for s in seqs)
             ids = torch.full((len(seqs), width), pad, dtype=torch.long)
@@ -113,7 +115,7 @@ class SocioT:
                     # only the positions that predict the text's tokens go through the LM head
                     logits = head(hidden[i, len(p) - 1 : len(p) - 1 + len(t)]).float()
                     logp = torch.log_softmax(logits, dim=-1)
-                    out.append(float(logp[torch.arange(len(t)), torch.tensor(t, device=logp.device)].sum()))
+                    out[rows[i]] = float(logp[torch.arange(len(t)), torch.tensor(t, device=logp.device)].sum())
         return out
 
     def score(self, text: str) -> WarmthScore:

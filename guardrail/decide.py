@@ -28,6 +28,7 @@ class Finding:
     reference: Optional[Reference] = None  # this check's reference, never another item's
     truth: TruthResult = UNKNOWN
     stance: Optional[StanceScores] = None  # how the draft treats the claim
+    read_with_truth: bool = False  # the stance was read with the refuting truth as the other side
     earlier: Optional[StanceScores] = None  # how the previous assistant answer treated it (push-back)
     cross_check: Optional[str] = None  # word evidence: "states_truth" | "repeats_claim" | None
 

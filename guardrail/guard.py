@@ -253,12 +253,19 @@ class Guard:
             self._beliefs(live)
         live = [c for c in live if not c.done and (c.findings or c.earlier)]
         if live:
-            budget.check(deadline, "stance")
-            with _timed("stance", live, stage):
-                self._stance(live)
+            # The draft is read once, after the truth is known, so a refuted claim is read with its truth
+            # beside it. A source that asks a model only about claims the draft takes up (the re-ask
+            # probe) needs the draft read first: then each refuted claim is read a second time.
+            if self._reads_draft_first:
+                budget.check(deadline, "stance")
+                with _timed("stance", live, stage):
+                    self._stance(live)
             budget.check(deadline, "truth")
             with _timed("truth", live, stage):
                 self._truth(live, deadline)
+            budget.check(deadline, "stance")
+            with _timed("stance_with_truth" if self._reads_draft_first else "stance", live, stage):
+                self._stance(live)
         budget.check(deadline, "decision")
         stage[0] = "decision"
         for c in checks:
@@ -311,11 +318,17 @@ class Guard:
                 c.verdict.flags.append("beliefs_window")
             c.earlier = followup.earlier_answer(c.item.user, c.item.history, bool(c.findings))
 
+    @property
+    def _reads_draft_first(self) -> bool:
+        return any(getattr(s, "needs_endorsement", False) for s in self.sources)
+
     def _stance(self, checks: list[_Check]) -> None:
-        """One stance batch: each claim against the draft, and on push-back the earlier answer against the
-        draft and each claim against the earlier answer."""
+        """One stance batch of what is not read yet: each claim against the draft (with the truth beside
+        it once a source refuted the claim and the stance model reads truth), and on push-back the earlier
+        answer against the draft and each claim against the earlier answer."""
         pairs: list[tuple] = []
         setters: list[Callable[[StanceScores], None]] = []
+        reads_truth = getattr(self.detectors.stance, "reads_truth", False)
 
         def ask(pair: tuple, setter: Callable[[StanceScores], None]) -> None:
             pairs.append(pair)
@@ -323,9 +336,14 @@ class Guard:
 
         for c in checks:
             for f in c.findings:
-                ask((f.belief.claim, c.item.draft, f.question) if f.question else (f.belief.claim, c.item.draft),
-                    lambda s, f=f: setattr(f, "stance", s))
-            if c.earlier:  # the earlier answer against the draft, with the pushed claim as the other side
+                if reads_truth and _refuted(f) and not f.read_with_truth:
+                    ask((_claim_side(f), c.item.draft, f.question, f.truth.statement),
+                        lambda s, f=f: setattr(f, "stance", s))
+                    f.read_with_truth = True
+                elif f.stance is None:
+                    ask((f.belief.claim, c.item.draft, f.question) if f.question else (f.belief.claim, c.item.draft),
+                        lambda s, f=f: setattr(f, "stance", s))
+            if c.earlier and c.earlier_stance is None:  # the earlier answer against the draft, the pushed claim as the other side
                 pushed = c.findings[0].belief.claim if c.findings else None
                 ask((c.earlier, c.item.draft, None, pushed) if pushed else (c.earlier, c.item.draft),
                     lambda s, c=c: setattr(c, "earlier_stance", s))
@@ -339,7 +357,8 @@ class Guard:
     def _truth(self, checks: list[_Check], deadline: float) -> None:
         findings = [(c, f) for c in checks for f in c.findings]
         queries = [TruthQuery(claim=f.belief.claim, polarity=f.belief.polarity, question=f.question,
-                              reference=f.reference, endorsement=endorsement(f.stance, self.policy))
+                              reference=f.reference,
+                              endorsement=endorsement(f.stance, self.policy) if f.stance is not None else None)
                    for _, f in findings]
         ctx = TruthContext(stance=self.detectors.stance, policy=self.policy, deadline=deadline)
         for (c, f), result in zip(findings, resolve(queries, self.sources, ctx)):
@@ -349,15 +368,6 @@ class Guard:
         if not getattr(self.detectors.stance, "reads_truth", False):
             for c, f in findings:  # a stance model that cannot read the truth: the word evidence helps it
                 f.cross_check = evidence.cross_check(f.belief.claim, f.truth, c.item.draft)
-            return
-        refuted = [(c, f) for c, f in findings if f.truth.truth == "false" and f.truth.statement]
-        if refuted:  # the judge reads the draft again with both sides in view: the user's claim and the truth
-            budget.check(deadline, "stance with the truth")
-            scores = self.detectors.stance.predict([(_claim_side(f), c.item.draft, f.question, f.truth.statement)
-                                                    for c, f in refuted])
-            _expect_len(scores, refuted, "stance.predict")
-            for (_, f), s in zip(refuted, scores):
-                f.stance = s
 
     def _decide(self, c: _Check) -> None:
         push_back = None
@@ -403,6 +413,10 @@ class Guard:
             elif d.capitulation and c.earlier:
                 v.text = respond.template_capitulation(c.earlier, sad=v.sad)
             v.flags.append("revise_template")
+
+
+def _refuted(f: Finding) -> bool:
+    return f.truth.truth == "false" and bool(f.truth.statement)
 
 
 def _claim_side(f: Finding) -> str:

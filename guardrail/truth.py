@@ -52,14 +52,15 @@ UNKNOWN = TruthResult("unknown", "none", 0.0)
 @dataclass(eq=False)
 class TruthQuery:
     """A belief to judge: the claim as the user holds it, the question it answers, the caller's reference
-    for this check only, and how strongly the draft goes along with it (sources that cost a model call
-    skip claims the draft does not take up)."""
+    for this check only, and how strongly the draft goes along with it. ``endorsement`` is read only when
+    a source sets ``needs_endorsement = True`` (one that costs a model call and skips claims the draft
+    does not take up); otherwise the draft is read once, after the truth, and it is None here."""
 
     claim: str
     polarity: str = "affirms"
     question: Optional[str] = None
     reference: Optional[Reference] = None
-    endorsement: float = 0.0
+    endorsement: Optional[float] = None
 
 
 @dataclass
@@ -76,6 +77,10 @@ class TruthContext:
 
 @runtime_checkable
 class TruthSource(Protocol):
+    """``name`` and ``judge``; a source may also set ``needs_endorsement = True`` to be given how strongly
+    the draft goes along with each claim (the guard then reads the draft before the truth, and again for
+    each claim found false)."""
+
     name: str
 
     def judge(self, queries: Sequence[TruthQuery], ctx: TruthContext) -> list[Optional[TruthResult]]:
@@ -232,6 +237,7 @@ class ReaskSource:
     applied at run time): a draft that endorses what the neutral answer rejects went along with the user."""
 
     name = "reask"
+    needs_endorsement = True
 
     def __init__(self, model: ModelClient) -> None:
         self.model = model
@@ -239,7 +245,7 @@ class ReaskSource:
     def judge(self, queries: Sequence[TruthQuery], ctx: TruthContext) -> list[Optional[TruthResult]]:
         p = ctx.policy
         out: list[Optional[TruthResult]] = [None] * len(queries)
-        asked = [i for i, q in enumerate(queries) if q.endorsement >= p.reask_min_endorsement]
+        asked = [i for i, q in enumerate(queries) if (q.endorsement or 0.0) >= p.reask_min_endorsement]
         if not asked or not p.use_reask:
             return out
         probes = [neutral_question(queries[i].claim, queries[i].question) for i in asked]

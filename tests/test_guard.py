@@ -202,6 +202,26 @@ def test_acheck_gives_the_same_verdict(guard):
     assert (a.action, b.action) == ("revise", "pass")
 
 
+class CountingStance:
+    """The real answer judge, counting how often each draft is read."""
+
+    def __init__(self, judge):
+        self.judge, self.reads_truth, self.reads = judge, judge.reads_truth, []
+
+    def predict(self, pairs):
+        self.reads += [p[1] for p in pairs]
+        return self.judge.predict(pairs)
+
+
+def test_without_a_reask_source_the_draft_is_read_once_with_the_truth_beside_it(guard):
+    counting = CountingStance(guard.detectors.stance)
+    g = Guard(detectors={"emotion": guard.detectors.emotion, "stance": counting, "beliefs": guard.detectors.beliefs})
+    v = g.check(USER_AU, ENDORSE_AU)
+    assert v.action == "revise" and v.beliefs[0].truth == "false"
+    assert counting.reads.count(ENDORSE_AU) == 1
+    assert list(v.timings_ms).index("truth") < list(v.timings_ms).index("stance")
+
+
 def test_reask_probe_with_the_real_model_catches_a_flip(chat_model, guard):
     g = Guard(model=chat_model, truth=["reask"], detectors=guard.detectors,
               policy=Policy(timeout_ms=120000, reask_max_new_tokens=16, revise_with_model=False))

@@ -25,6 +25,11 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, chat_model, shared_data)
     assert (out / "warm" / "adapter" / "adapter_config.json").is_file()
     assert (out / "probe_auroc_by_layer.png").is_file() and (out / "warmth_by_checkpoint.png").is_file()
     assert (out / "bench_report" / "report.md").is_file()
+    # every stage that ran the chat model says how much forward work it did and how fast
+    for stage in ("data", "baseline", "warm_tune", "bench_warm", "probes"):
+        t = summary["stage_throughput"][stage]
+        assert t["positions"] > 0 and 0 <= t["padded_share"] < 1 and t["positions_per_s"] > 0, (stage, t)
+    assert "forward positions/s" in report and "matmul peak" in report
     curves = summary["stages"]["probes"]["curves"]
     assert {(c["name"], c["model"]) for c in curves} >= {("sadness", "original"), ("sadness", "warm")}
     # the guard saw every warm answer

@@ -58,11 +58,13 @@ PRESETS: dict[str, SFTConfig] = {
     "paper": SFTConfig(),
     # SmolLM2-135M on 2 CPU cores: a learning rate 100x the paper's (LoRA on a tiny model with few steps
     # moves nothing at 1e-5), 256-token sequences, effective batch 8, 3 epochs, checkpoints each half epoch.
+    # The batch of 8 runs as 4 micro-batches of 2: the same steps, a quarter of the activations held for
+    # the backward pass (8.3 GB peak resident memory at 8 per pass), and less padding per pass.
     "small": SFTConfig(
         learning_rate=1e-3,
         max_length=256,
-        per_device_batch_size=8,
-        gradient_accumulation_steps=1,
+        per_device_batch_size=2,
+        gradient_accumulation_steps=4,
         epochs=3,
         save_epochs=[0.5, 1, 1.5, 2, 3],
         warmup_steps=2,
