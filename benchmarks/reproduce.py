@@ -448,20 +448,30 @@ class Reproduction:
             results[name] = self._mark(name, out, seconds, self._throughput(before, seconds))
             self._lms.clear()  # the next stage loads the tuned model it needs, so two are never held
             release_memory()
-            rate = results[name].get("throughput") or {}
             self.log(f"[{i}/{len(stages)}] {name}: done in {results[name]['seconds']} s"
-                     + (f"; {rate['positions_per_s']} forward positions/s ({rate['forward_gflops']} GFLOP/s, "
-                        f"{rate['padded_share']:.0%} padding)" if rate.get("positions") else ""))
+                     + _rate_line(results[name].get("throughput") or {}))
         return results
 
     def _throughput(self, before: Any, seconds: float) -> dict | None:
-        """The chat model's forward work in a stage: positions/s, padding share, GFLOP/s beside the peak."""
+        """The chat model's forward work in a stage: positions/s, padding share, GFLOP/s beside the matmul
+        peak measured again right after the stage (on a shared machine the peak itself moves about 2x)."""
         if self._forwards is None:  # the stage never loaded the chat model
             return None
         from detectors.throughput import forward_flops_per_position, stage_throughput
+        from training.sft import measure_matmul_peak
 
-        return stage_throughput(self._forwards.since(before), seconds, forward_flops_per_position(self.chat.model),
-                                self.peak_gflops)
+        peak = round(measure_matmul_peak(), 1) if self.peak_gflops else None
+        out = stage_throughput(self._forwards.since(before), seconds, forward_flops_per_position(self.chat.model), peak)
+        return {**out, "matmul_peak_gflops": peak}
+
+
+def _rate_line(rate: dict) -> str:
+    if not rate.get("positions"):
+        return ""
+    peak = (f"{_pct(rate['fraction_of_peak'])} % of a {rate['matmul_peak_gflops']} GFLOP/s matmul peak, "
+            if rate.get("fraction_of_peak") is not None else "")
+    return (f"; {rate['positions_per_s']} forward positions/s ({rate['forward_gflops']} GFLOP/s, {peak}"
+            f"{rate['padded_share']:.0%} padding)")
 
 
 def machine_line(peak_gflops: float | None) -> str:
@@ -559,14 +569,16 @@ def render_report(s: dict) -> str:
              f"contexts {size['contexts']}, greedy, {size['bench_max_new_tokens']} new tokens. Intervals: 95 % bootstrap.", "",
              "## Stage wall times", "", s.get("machine") or "", "",
              "Forward work is the chat model's: token positions run (padding included), GFLOP/s at 2 FLOPs per "
-             "body weight per position, and that rate as a share of the measured fp32 matmul peak. The tune stages "
+             "body weight per position, and that rate as a share of the fp32 matmul peak measured right after the "
+             "stage (given beside it: on a shared machine it moves). The tune stages "
              "count their training forwards only (the backward pass roughly doubles the work; see the LoRA lines "
              "below); the other stages' remaining time is the ONNX encoders, the answer judge and Python.", "",
-             "| stage | seconds | forward positions/s | padding | GFLOP/s | share of peak |", "|---|---|---|---|---|---|"]
+             "| stage | seconds | forward positions/s | padding | GFLOP/s | share of peak (peak GFLOP/s) |", "|---|---|---|---|---|---|"]
     for name, sec in s["stage_seconds"].items():
         t = (s.get("stage_throughput") or {}).get(name) or {}
         work = (f"{t['positions_per_s']} | {100 * t['padded_share']:.0f} % | {t['forward_gflops']} | "
-                f"{_pct(t.get('fraction_of_peak'))} %" if t.get("positions") else "| | |")
+                f"{_pct(t.get('fraction_of_peak'))} %" + (f" ({t['matmul_peak_gflops']})" if t.get("matmul_peak_gflops") else "")
+                if t.get("positions") else "| | |")
         lines.append(f"| {name} | {sec if sec is not None else 'not run'} | {work} |")
     lines += ["", "## Warmth before and after (held-out instructions)", "",
               "| model | SocioT (nats/token) | classifier P(warm) | chosen checkpoint |", "|---|---|---|---|"]
