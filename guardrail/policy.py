@@ -39,6 +39,9 @@ class Policy(BaseModel):
                                      "the words only one side has, then the stance model, before trusting the embeddings")
     side_stance_min: float = Field(0.6, ge=0, le=1, description="close index calls: stance probability at which the "
                                    "entry's true statement confirms or refutes the claim")
+    index_side_judge_min: float = Field(0.8, ge=0, le=1, description="an answer judge reading which side of a matched "
+                                        "entry the claim asserts decides the side at this probability (below it, the "
+                                        "embeddings and words do); chosen on the training conversations' train split")
     reference_context_min: float = Field(0.5, ge=0, le=1, description="stance probability at which a reference "
                                          "passage confirms or refutes a claim")
     reference_answer_max_words: int = Field(12, ge=1, le=200, description="a reference string of at most this many "
