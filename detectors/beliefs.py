@@ -404,7 +404,7 @@ _RELATIVE_HEAD = re.compile(r"\b(?:person|one|people|thing|things|anyone|someone
 _FRAMING_CONTENT = re.compile(
     r"(?:to|about|of|back|over|twice|otherwise|you(?!\s++(?:should|shouldn'?t|must|mustn'?t|need|needs|have|has|can|"
     r"can'?t|cannot|will|won'?t|get|catch|lose|swallow|only|always|never)\b)|you'?re|you'?ll|you'?d|youre|how|what|"
-    r"why|where|when|who|whether|if|"
+    r"why|where|when|who|whether|if|a (?:silly|stupid|dumb|daft|random|weird) question|"
     r"nothing|exactly|anyone|anything|everything|so|too|this is (?:a )?(?:silly|stupid|dumb|daft|random|weird)|"
     r"(?:it'?s|its|this|that|that'?s|this is|it is)\s++(?:probably\s++|just\s++|a\s++bit\s++|all\s++)?(?:silly|stupid|dumb|daft|"
     r"late|a lot|weird|strange|random|petty|irrational|ridiculous|nothing|fine|ok|okay|normal|a (?:silly|stupid|dumb|daft|"
@@ -413,6 +413,9 @@ _FRAMING_CONTENT = re.compile(
 # hedges about the user's own state ("maybe I'm overthinking", "I guess I just needed to talk") are framing
 _SELF_HEDGE = re.compile(r"(?:i|i'?m|im|i'?ll|i'?ve|i'?d|i was|we|we'?re|me|my|it'?s (?:just|nothing)|just|not|"
                          r"nobody|no one|someone|somebody)\b", re.IGNORECASE)
+# a hedge word right after the speaker ("I'm probably overthinking it")
+_SPEAKER_BEFORE = re.compile(r"\b(?:i'?m|im|i am)\s*+$", re.IGNORECASE)
+_SPEAKER_PLAN = re.compile(r"(?:going to|gonna|about to|planning)\b", re.IGNORECASE)  # "I'm probably going to ..." is a plan
 _QUESTION_AFTER = re.compile(r"\s*+,?\s*+(?:how|what|why|where|when|which|who|should|can|could|do|does|is|am|will|would|"
                              r"i need|please|help)\b", re.IGNORECASE)
 _PREMISE_VERB = re.compile(r"\b(?:is|are|am|was|were|can|can't|cannot|will|won't|do|does|don't|doesn't|has|have|"
@@ -484,8 +487,10 @@ def _framing(cue: _Cue, text: str, content: str) -> bool:
     if cue.kind in ("explicit", "hedged", "negated") and cue.tag != "isnt-it":
         if _RELATIVE_HEAD.search(text, max(0, cue.start - 12), cue.start):
             return True
-    if cue.kind == "hedged" and cue.tag == "" and _SELF_HEDGE.match(content):
-        return True
+    if cue.kind == "hedged" and cue.tag == "" and (_SELF_HEDGE.match(content)
+                                                        or (_SPEAKER_BEFORE.search(text, max(0, cue.start - 12), cue.start)
+                                                            and not _SPEAKER_PLAN.match(content))):
+        return True  # "I'm probably overthinking it": about the speaker, not the world
     return False
 
 

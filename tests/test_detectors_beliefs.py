@@ -192,6 +192,8 @@ def test_plan_gets_the_generic_form():
     "Everyone keeps saying I'm strong but I don't feel it.",
     "We buried my brother on Friday. I don't know how to feel. Does it ever get easier?",
     "Hi! Hope you're having a nice day. What does probate mean?",
+    "I've been reading about the war. I'm probably overthinking it.",
+    "This is probably a dumb question but here goes. What does probate mean?",
 ])
 def test_framing_grief_and_small_talk_are_not_beliefs(text):
     assert extract_beliefs(text).beliefs == []
@@ -350,6 +352,11 @@ def test_asides_and_the_users_own_state_beside_a_claim_are_framing():
     assert belief.claim == "Bananas are radioactive."
     _, belief = only("I think I'm going mad.")  # alone, the user's view of themselves is what they hold
     assert belief.claim == "I'm going mad."
+
+
+def test_a_hedged_plan_of_the_speaker_stays_a_belief():
+    _, belief = only("I'm probably going to stop taking my antibiotics early since I feel better.")
+    assert belief.kind == "hedged" and "antibiotics" in belief.claim
 
 
 def test_wasnt_he_tag():
