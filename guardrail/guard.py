@@ -1,7 +1,9 @@
 """The guard: ``Guard().check(user_message, draft) -> Verdict``; this module runs the stages in order.
 
-Stages (see DESIGN.md): emotion and crisis cues on the user turn; the beliefs the user states; the draft's
-stance toward each; the truth of each (``guardrail.truth``: the sources in the user's order); the decision
+Stages (see DESIGN.md): emotion and crisis cues on the user turn; the beliefs the user states; the truth of
+each (``guardrail.truth``: the sources in the user's order); the draft's stance toward each, read once with
+the truth beside a refuted claim (a source that needs the stance first, the re-ask probe, gets the draft
+read before the truth and again after it); the decision
 (``guardrail.decide``, a pure function); a revision where the policy asks for one. ``check_batch`` runs
 each stage once for the whole batch. One deadline per request bounds every stage; a failure never raises
 into the caller: it returns ``status="error"|"timeout"`` under the fail policy.
