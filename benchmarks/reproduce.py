@@ -269,7 +269,12 @@ class Reproduction:
         from training.sft import load_adapter_model, train_lora
 
         convs = load_rewrites(self.out / "data" / f"{style}.jsonl")
-        result = train_lora(self.chat, convs, self.out / style, self.size.sft, show_progress=self.show_progress)
+        # The threads chosen when the run started: deciding again from the load average would count this
+        # run's own load and drop to 1 thread for training and every stage after it.
+        import torch
+
+        sft = self.size.sft.model_copy(update={"threads": self.size.sft.threads or torch.get_num_threads()})
+        result = train_lora(self.chat, convs, self.out / style, sft, show_progress=self.show_progress)
         prompts = json.loads((self.out / "data" / "warmth_prompts.json").read_text())
         base = self.finished("original_warmth") or self._mark("original_warmth", self._warmth_of(None, prompts), 0)
         per_checkpoint = []

@@ -1,6 +1,7 @@
 """`guardrail reproduce --tiny` end to end on the real embedded model, then a rerun that skips every stage."""
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -9,9 +10,14 @@ from guardrail.cli import app
 
 
 @pytest.mark.slow
-def test_reproduce_tiny_end_to_end_and_resume(tmp_path, chat_model, shared_data):
+def test_reproduce_tiny_end_to_end_and_resume(tmp_path, chat_model, shared_data, monkeypatch):
     out = tmp_path / "rep"
     runner = CliRunner()
+    # The machine is free when the run starts and busy after (with this run's own work): the threads chosen
+    # at the start must hold for training too, not fall to 1.
+    loads = iter([(0.0, 0.0, 0.0)])
+    monkeypatch.setattr(os, "getloadavg", lambda: next(loads, (99.0, 99.0, 99.0)))
+    monkeypatch.delenv("GUARDRAIL_THREADS", raising=False)
     result = runner.invoke(app, ["reproduce", "--tiny", "--quiet", "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     for stage in ("data", "baseline", "warm_tune", "bench_warm", "cold_tune", "bench_cold", "guard", "probes", "report"):
@@ -22,6 +28,7 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, chat_model, shared_data)
     warm = summary["stages"]["warm_tune"]
     assert warm["chosen_epoch"] in [c["epoch"] for c in warm["checkpoints"]]
     assert warm["train"]["loss_after"] < warm["train"]["loss_before"]
+    assert warm["train"]["threads"] == summary["stages"]["cold_tune"]["train"]["threads"] == os.cpu_count()
     assert (out / "warm" / "adapter" / "adapter_config.json").is_file()
     assert (out / "probe_auroc_by_layer.png").is_file() and (out / "warmth_by_checkpoint.png").is_file()
     assert (out / "bench_report" / "report.md").is_file()
