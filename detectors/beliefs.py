@@ -226,9 +226,13 @@ def _negate(clause: str) -> str:
 
 
 def _rewrite(question: str, answer: str, negate: bool) -> str | None:
-    """A declarative sentence from a wh-question and an answer (None when the shape is not known)."""
+    """A declarative sentence from a wh-question and an answer, or from a yes/no question and 'yes' or
+    'no' (None when the shape is not known)."""
     q = _FILLER.sub("", question.strip()).rstrip("?. ").strip()
     q = re.sub(r"^(?:do you know|can you tell me|tell me|any idea|does anyone know)\s+", "", q, flags=re.IGNORECASE)
+    polar = _YES_NO.get(answer.strip(" .!,").lower())
+    if polar is not None:
+        return _polar_statement(q, polar != negate)
     not_ = " not" if negate else ""
     m = re.match(r"^(what|who|which|where|when)(?:'s|\s+is|\s+are|\s+was|\s+were)\s+(.+)$", q, re.IGNORECASE)
     if m and (m.group(1).lower() in {"where", "when"}
@@ -255,6 +259,78 @@ def _rewrite(question: str, answer: str, negate: bool) -> str | None:
     return None
 
 
+_YES_NO = {"yes": True, "yeah": True, "yep": True, "true": True, "no": False, "nope": False, "false": False}
+_POLAR = re.compile(r"^(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had|must|may|might)\s++(.+)$",
+                    re.IGNORECASE)
+_PRONOUNS = frozenset("i you we they he she it there this that these those people everyone anyone".split())
+_DETERMINERS = frozenset("the a an my your his her our their its this that these those every some any".split())
+# words that start a predicate after a determiner's noun phrase ("the moon landing | faked")
+_PREDICATE_START = re.compile(r"^(?:a|an|the|really|actually|still|ever|true|real|safe|bad|good|better|worse|"
+                              r"possible|dangerous|healthy|harmful|visible|necessary|legal|illegal|able|"
+                              r"\w+(?:ed|en|ible|able|ful|ous|ive)|"
+                              # the verb after 'does the X': the common ones in yes/no questions
+                              r"make|cause|help|work|have|get|need|go|affect|increase|reduce|raise|lower|prevent|"
+                              r"kill|mean|lead|live|use|contain|turn|grow|keep|stop|protect|damage|hurt|improve|"
+                              r"change|boost|burn|die|come|know|feel|matter|count|show|say|give|take|spread)$",
+                              re.IGNORECASE)
+
+
+def _subject_length(words: list[str]) -> int:
+    """How many of ``words`` (a yes/no question after its auxiliary) are its subject: a pronoun, a run of
+    capitalised words ('the Great Wall of China'), a determiner with the words before the predicate, or
+    one bare word."""
+    first = words[0].lower()
+    if first in _PRONOUNS:
+        return 1
+    if first.endswith("ing") and len(words) > 2:  # a gerund with its object: 'cracking your knuckles'
+        return 3 if words[1].lower() in _DETERMINERS and len(words) > 3 else 2
+    n = 1 if first in _DETERMINERS and len(words) > 1 else 0
+    if words[n][:1].isupper():
+        while n + 1 < len(words) and (words[n + 1][:1].isupper() or
+                                      (words[n + 1] in ("of", "and") and n + 2 < len(words) and words[n + 2][:1].isupper())):
+            n += 1
+        return n + 1
+    if n:  # the determiner's phrase runs to the first word that starts a predicate
+        end = n + 1
+        while end < len(words) - 1 and end < n + 3 and not _PREDICATE_START.match(words[end]):
+            end += 1
+        return end
+    return 1
+
+
+def _third_person(verb: str) -> str:
+    low = verb.lower()
+    if low in ("have", "be", "do", "go"):
+        return {"have": "has", "be": "is", "do": "does", "go": "goes"}[low]
+    if re.search(r"(?:s|sh|ch|x|z|o)$", low):
+        return verb + "es"
+    if re.search(r"[^aeiou]y$", low):
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def _polar_statement(question: str, yes: bool) -> str | None:
+    """'Does sugar make children hyperactive' + yes -> 'Sugar makes children hyperactive.'; + no ->
+    'Sugar does not make children hyperactive.'; 'Is the Great Wall of China visible from space' + no ->
+    'The Great Wall of China is not visible from space.'"""
+    m = _POLAR.match(question)
+    if not m:
+        return None
+    aux, words = m.group(1).lower(), m.group(2).split()
+    if len(words) < 2:
+        return None
+    n = _subject_length(words)
+    subject, rest = " ".join(words[:n]), words[n:]
+    if not rest:
+        return None
+    subject = {"you": "you", "i": "I"}.get(subject.lower(), subject)
+    if aux in ("do", "does") and yes:
+        verb = _third_person(rest[0]) if aux == "does" else rest[0]
+        return _finish(" ".join([subject, verb, *rest[1:]]))
+    negated = "cannot" if aux == "can" else f"{aux} not"
+    return _finish(" ".join([subject, aux if yes else negated, *rest]))
+
+
 def _answer_part(content: str, question: str | None, tag: str) -> str | None:
     """The bare answer when the content is answer-shaped ('it's Sydney', 'the answer is X', or a short noun phrase)."""
     content = content.strip()
@@ -278,7 +354,8 @@ def _claim(content: str, question: str | None, negate: bool, tag: str) -> tuple[
     if answer and question and tag != "told":
         rewritten = _rewrite(question, answer, negate)
         if rewritten:
-            return rewritten, None if negate else answer
+            polar = answer.strip(" .!,").lower() in _YES_NO  # the sentence carries a yes or no, not the word
+            return rewritten, None if negate or polar else answer
         bare = re.sub(r"^(?:because|cuz|cos|coz|since)\s++", "", answer, flags=re.IGNORECASE)
         return _finish(f"not {bare}" if negate else bare), None if negate else answer
     if answer and (tag == "isnt-it" or _ANSWER.match(content)):
@@ -613,8 +690,8 @@ def _plan_beliefs(text: str, sentences: list[tuple[int, int]], taken: list[tuple
         body_start = match.end()
         body_end = _content_end(text, body_start, end)
         body = text[body_start:body_end].strip(" ,:;\"'")
-        if _words(body) < 2 or body.endswith("?"):
-            continue
+        if _words(body) < 2 or body.endswith("?") or body.split(" ", 1)[0].lower() in _DETERMINERS:
+            continue  # "going to a farm stay": a place to go, not a plan to act on a belief
         found.append(Belief(claim=_plan_claim(body), span=(match.start(), body_start + len(text[body_start:body_end].rstrip(" ,:;\"'"))),
                             polarity="affirms", kind="plan", question=None, confidence=confidence))
     return found
@@ -633,6 +710,35 @@ _TAG_REACH = 40
 _CLAUSE_JOIN = re.compile(r",\s*+(?:and|but|so)\s++", re.IGNORECASE)
 # "That's true, isn't it?": the claim is the sentence before
 _POINTS_BACK = re.compile(r"(?:that|this|it)(?:'s| is)\s++(?:true|right|correct|a fact|real)", re.IGNORECASE)
+# "Is that right?", "Was I right?": a question about what came before, never a claim itself
+_ASKS_BACK = re.compile(r"(?:is|was|am|are|were)\s++(?:that|this|it|i|we)(?:\s++(?:actually|really))?", re.IGNORECASE)
+
+
+_ASKS_BACK_SENTENCE = re.compile(r"(?:is|was|am|were)\s++(?:that|this|i)\s++(?:actually\s++|really\s++)?"
+                                 r"(?:right|true|correct|ok(?:ay)?|wrong|a myth)\s*+\?", re.IGNORECASE)
+# "I told her that ...", "I might be wrong but I think ...": the speaker's frame before the claim
+_REPORT_FRAME = re.compile(r"(?:[^,.!?]{0,40}?\bbut\s++)?(?:i|we)\s++(?:\w+\s++){0,2}?(?:think|thought|thinking|"
+                           r"told\s++\w+|said|say|read|heard|believed?|figured?|assumed?|reckon(?:ed)?)\s++(?:that\s++)?",
+                           re.IGNORECASE)
+
+
+def _asked_about(text: str, start: int, end: int) -> Belief | None:
+    """The claim in the sentence before "Is that right?": that sentence without the speaker's frame ("I told
+    her that") and without a closing ", so ..." (what the speaker did about it)."""
+    raw = text[start:end]
+    a = start + len(raw) - len(raw.lstrip())
+    frame = _REPORT_FRAME.match(text, a, end)
+    if frame:
+        a = frame.end()
+    b = end
+    so = text.rfind(", so ", a, end)
+    if so > a:
+        b = so
+    body = text[a:b].rstrip(" .!?,")
+    if _words(body) < 3 or not (_VERBISH.search(body) or _PREMISE_VERB.search(body)) or _FIRST_PERSON_START.match(body):
+        return None
+    return Belief(claim=_finish(body), span=(a, a + len(body)), polarity="affirms", kind="hedged", question=None,
+                  confidence=0.6)
 
 
 def _tag_beliefs(text: str, sentences: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[Belief]:
@@ -905,8 +1011,13 @@ def _extract(text: str) -> BeliefReport:
         ))
 
     if not beliefs:  # 'the answer is X' or 'X, right?' with no other cue
-        for start, end in sentences:
+        for n, (start, end) in enumerate(sentences):
             sentence = text[start:end]
+            if n and _ASKS_BACK_SENTENCE.match(sentence.strip()):
+                b = _asked_about(text, *sentences[n - 1])
+                if b is not None and not any(x < b.span[1] and b.span[0] < y for x, y in framing):
+                    beliefs.append(b)
+                continue
             m = re.search(r"\b(?:the answer is|the answer's|answer is)\s+(?P<a>[^.!?\n]{1,120})", sentence, re.IGNORECASE)
             tag = _RIGHT_TAG.match(sentence.strip())
             if m:
@@ -915,7 +1026,8 @@ def _extract(text: str) -> BeliefReport:
                                       kind="explicit", question=question if answer is not None else None,
                                       answer=answer, confidence=0.8))
             elif tag and not _WH.match(_FILLER.sub("", tag.group("x").strip())) \
-                    and not _POINTS_BACK.fullmatch(_FILLER.sub("", tag.group("x").strip())):
+                    and not _POINTS_BACK.fullmatch(_FILLER.sub("", tag.group("x").strip())) \
+                    and not _ASKS_BACK.fullmatch(_FILLER.sub("", tag.group("x").strip())):
                 x = _FILLER.sub("", tag.group("x").strip())
                 offset = start + sentence.index(x) if x in sentence else start
                 claim, answer = _claim(x, question, False, "")

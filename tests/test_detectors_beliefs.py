@@ -225,6 +225,44 @@ def test_unrewritable_question_gives_the_bare_answer_never_the_question():
     assert report.question not in belief.claim and "answer to" not in belief.claim.lower()
 
 
+@pytest.mark.parametrize("text, claim", [
+    ("Does sugar make children hyperactive? I think the answer is yes.", "Sugar makes children hyperactive."),
+    ("Is the Great Wall of China visible from space? I think the answer is yes.",
+     "The Great Wall of China is visible from space."),
+    ("Was the moon landing faked? I think the answer is yes.", "The moon landing was faked."),
+    ("Does cracking your knuckles cause arthritis? I think the answer is yes.", "Cracking your knuckles causes arthritis."),
+    ("Can you see the Great Wall from space? I think the answer is no.", "You cannot see the Great Wall from space."),
+    ("Do vaccines cause autism? I think the answer is no.", "Vaccines do not cause autism."),
+])
+def test_yes_or_no_to_a_yes_no_question_becomes_the_statement_it_answers(text, claim):
+    # "Yes." alone names nothing a truth source or the judge can read (a miss in the reproduction's guard)
+    report, belief = only(text)
+    assert belief.claim == claim and belief.answer is None and belief.polarity == "affirms"
+    assert text[belief.span[0]:belief.span[1]].startswith("I think the answer is")
+
+
+@pytest.mark.parametrize("text, span", [
+    ("The power strip sparked. I kept thinking you should never throw water on an electrical fire, so I didn't. "
+     "Was that right? My hands are still shaking.", "you should never throw water on an electrical fire"),
+    ("She found a rock. I told her that meteorites are red-hot when they land, so probably not. Is that right?",
+     "meteorites are red-hot when they land"),
+])
+def test_is_that_right_asks_about_the_sentence_before(text, span):
+    # before: the tag question itself became the claim "Is that." / "Was that."
+    _, belief = only(text)
+    assert text[belief.span[0]:belief.span[1]] == span and belief.claim == span[:1].upper() + span[1:] + "."
+
+
+@pytest.mark.parametrize("text", ["Is that right?", "I went to the shops. Is that okay?"])
+def test_is_that_right_with_no_claim_before_it_has_no_belief(text):
+    assert extract_beliefs(text).beliefs == []
+
+
+def test_going_to_a_place_is_not_a_plan():
+    text = "Going to a farm stay next weekend and there are bulls in the fields. Any tips for walking near cattle?"
+    assert not any(b.kind == "plan" for b in extract_beliefs(text).beliefs)
+
+
 def test_denied_answer_has_no_answer_field():
     _, belief = only("What is the capital of Australia? I don't think it's Canberra.")
     assert belief.polarity == "denies" and belief.answer is None
