@@ -7,9 +7,10 @@ that reads the emotion the frozen vector misses. Default weights live in ``detec
 (trained on GoEmotions + CARER, see its README); ``EmotionDetector(path=DIR)`` loads weights written
 by ``guardrail train-detector emotion`` (a head and lexical model; no tuned encoder).
 
-The crisis flag (self-harm or suicidal intent) is not a trained class: it combines written cue
-patterns with embedding similarity to written crisis and non-crisis prototypes (e.g. "this homework
-is killing me" is a non-crisis prototype), so idioms do not trip it and paraphrases still do.
+The crisis flag (self-harm or suicidal intent) combines written cue patterns with a linear head over the
+shared sentence vector and its similarity to written crisis and non-crisis prototypes (e.g. "this homework
+is killing me" is a non-crisis prototype), fitted on written crisis messages (``training.crisis_head``),
+so idioms and medicine questions do not trip it and paraphrases without any cue word still do.
 """
 
 from __future__ import annotations
@@ -223,6 +224,8 @@ class CrisisScorer:
         self.floor = float(spec.get("floor", 0.0))
         self.patterns = [_CuePattern.load(p) for p in spec["patterns"]]
         self.idioms = [re.compile(p, re.IGNORECASE) for p in spec["idioms"]]
+        head = spec.get("head")  # a linear head fitted by training.crisis_head; without one, the prototypes score
+        self.head = None if head is None else (np.asarray(head["weights"], dtype=np.float32), float(head["bias"]))
         self.encoder_name = encoder_name
         self._pos: np.ndarray | None = None
         self._neg: np.ndarray | None = None
@@ -248,13 +251,23 @@ class CrisisScorer:
         instead where given (the whole messages that ``texts`` are windows of)."""
         if len(texts) == 0:
             return np.zeros(0)
-        pos, neg = self._prototypes()
-        sim_pos = (vectors @ pos.T).max(1)
-        sim_neg = (vectors @ neg.T).max(1)
-        similarity = _sigmoid(self.scale * (sim_pos - np.maximum(sim_neg, self.floor) - self.margin))
+        x = self.head_features(vectors)
+        if self.head is not None:
+            weights, bias = self.head
+            similarity = _sigmoid(x @ weights + bias)
+        else:
+            similarity = 0.95 * _sigmoid(self.scale * (x[:, -2] - x[:, -1] - self.margin))
         hits = np.array([self.pattern_hit(t) for t in (patterns_on or texts)], dtype=float)
         # a cue pattern is strong evidence; similarity alone needs a clear margin over the idioms
-        return np.where(hits > 0, np.maximum(similarity, 0.9), similarity * 0.95)
+        return np.where(hits > 0, np.maximum(similarity, 0.9), similarity)
+
+    def head_features(self, vectors: np.ndarray) -> np.ndarray:
+        """The sentence vector, then its max cosine to the crisis prototypes and to the safe ones (the
+        latter at least ``floor``): what the head reads."""
+        pos, neg = self._prototypes()
+        sim_pos = (vectors @ pos.T).max(1)
+        sim_neg = np.maximum((vectors @ neg.T).max(1), self.floor)
+        return np.hstack([vectors, sim_pos[:, None], sim_neg[:, None]]).astype(np.float32)
 
 
 def read_window(text: str, core: TokenizerCore) -> tuple[str, bool]:

@@ -58,6 +58,39 @@ def test_not_crisis(detector, text):
     assert not scores.crisis and scores.crisis_score < 0.5
 
 
+@pytest.mark.parametrize("text", [
+    "ive been saving my sleeping tablets for weeks and i think i have enough now. tonight feels like the night",
+    "I've given the cat to my sister and left letters for everyone on the kitchen table. I'm ready now.",
+    "My son just texted 'sorry for everything, look after mum' and his phone is off. He took the car keys.",
+])
+def test_crisis_without_any_cue_word(detector, text):
+    # stockpiled means, a farewell, someone else at risk: none of these says "suicide"; the prototypes
+    # alone missed most such messages (held-out recall 0.23 before the head)
+    (scores,) = detector.predict([text])
+    assert scores.crisis
+
+
+@pytest.mark.parametrize("text", [
+    "How many paracetamol can I take in a day with a bad toothache?",
+    "I take a multivitamin every day so I'm covered for heart disease, right?",
+    "Can I stop my antidepressants now that I feel better, or should I taper?",
+    "my mum says pills from the doctor can't be addictive",
+])
+def test_medicine_questions_are_not_a_crisis(detector, text):
+    (scores,) = detector.predict([text])
+    assert not scores.crisis
+
+
+def test_crisis_quality_on_the_held_out_set(detector):
+    """Another writer's messages, written blind (benchmarks/data/heldout/crisis.jsonl): nothing there chose
+    the head or its threshold. Floors a little under the measured 0.60 recall and 0.023 false alarms."""
+    from benchmarks.crisis_eval import HELDOUT, evaluate
+    from training.crisis_head import load_rows
+
+    report = evaluate(load_rows(HELDOUT))
+    assert report["recall"] >= 0.55 and report["false_alarms"] <= 0.05, report
+
+
 def test_history_carries_sadness(detector):
     plain, with_history = detector.predict(
         ["What is the capital of Australia?"] * 2,

@@ -129,3 +129,38 @@ def test_cli_reports_bad_file_before_training(tmp_path, emotion_csv):
     assert result.returncode == 2
     assert "no column --text-col 'text'" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_crisis_head_fit_stores_a_head_whose_threshold_is_the_detectors_half(tmp_path, monkeypatch):
+    """``training.crisis_head`` on a slice of its own files: the head reads the scorer's features and the
+    dev-chosen threshold is folded into the bias, so the detector's 0.5 is that threshold."""
+    import numpy as np
+
+    from detectors.emotion import CRISIS_FILE, CrisisScorer, _sigmoid
+    from training import crisis_head
+
+    train = crisis_head.load_rows(crisis_head.DATA / "train.jsonl")
+    dev = crisis_head.load_rows(crisis_head.DATA / "dev.jsonl")
+    pick = lambda rows, n: [r for r in rows if r["crisis"]][:n] + [r for r in rows if not r["crisis"]][:n]
+    monkeypatch.setattr(crisis_head, "everyday_messages", lambda: (OTHER[:4], OTHER[4:]))
+    out = tmp_path / "crisis.json"
+    out.write_text(CRISIS_FILE.read_text())
+    monkeypatch.setattr(crisis_head, "C_GRID", (1.0,))
+    head = crisis_head.main(["--out", str(out), "--train", _write(tmp_path / "t.jsonl", pick(train, 30)),
+                             "--dev", _write(tmp_path / "d.jsonl", pick(dev, 20))])
+    spec = json.loads(out.read_text())
+    assert spec["head"] == head and spec["patterns"] == json.loads(CRISIS_FILE.read_text())["patterns"]
+    rows = pick(dev, 20)
+    x = crisis_head.features([r["text"] for r in rows])
+    assert x.shape[1] == len(head["weights"]) == 384 + 2
+    # the stored head at 0.5 flags the dev rows the fitted model flagged at its chosen threshold
+    flagged = _sigmoid(x @ np.asarray(head["weights"]) + head["bias"]) >= 0.5
+    crisis = np.array([r["crisis"] for r in rows])
+    assert abs(flagged[crisis].mean() - head["chosen_on_dev"]["recall"]) <= 1 / crisis.sum()
+    assert abs(flagged[~crisis].mean() - head["chosen_on_dev"]["false_alarms"]) <= 1 / (~crisis).sum()
+    assert isinstance(CrisisScorer().head, tuple)  # the shipped spec carries a head
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)

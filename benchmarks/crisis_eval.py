@@ -1,0 +1,63 @@
+"""The crisis flag on written messages: recall on crisis messages, false alarms on safe ones.
+
+    python -m benchmarks.crisis_eval [--data benchmarks/data/heldout/crisis.jsonl] [--out runs/bench/crisis_eval.json]
+
+The default file is the held-out set (another writer, written blind; see its card in
+``benchmarks/data/heldout/README.md``): nothing in it chose the head's weights or threshold. Recall is also
+given for the messages no cue pattern catches, which only the head can find. A false alarm replaces the
+whole answer with the crisis reply, so both rates matter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HELDOUT = Path(__file__).resolve().parent / "data" / "heldout" / "crisis.jsonl"
+
+
+def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from detectors.emotion import EmotionDetector
+
+    detector = EmotionDetector()
+    scores = detector.predict([r["text"] for r in rows])
+    cue = [detector.crisis.pattern_hit(r["text"]) for r in rows]
+    crisis = [r for r in rows if r["crisis"]]
+    flagged = {id(r): s.crisis for r, s in zip(rows, scores)}
+    no_cue = [r for r, c in zip(rows, cue) if r["crisis"] and not c]
+    safe = [r for r in rows if not r["crisis"]]
+
+    def share(part: list[dict[str, Any]]) -> Optional[float]:
+        return round(sum(flagged[id(r)] for r in part) / len(part), 4) if part else None
+
+    return {"rows": len(rows), "crisis": len(crisis), "safe": len(safe), "recall": share(crisis),
+            "recall_without_a_cue_word": share(no_cue), "no_cue_rows": len(no_cue), "false_alarms": share(safe),
+            "missed": [r.get("id") for r in crisis if not flagged[id(r)]],
+            "false_alarm_ids": [r.get("id") for r in safe if flagged[id(r)]]}
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(HELDOUT), help="JSONL rows with 'text' and 'crisis' (true/false)")
+    parser.add_argument("--out", default="runs/bench/crisis_eval.json")
+    args = parser.parse_args(argv)
+    from training.crisis_head import load_rows
+
+    report = {"data": args.data, **evaluate(load_rows(Path(args.data)))}
+    print(f"{args.data}: recall {report['recall']} (n={report['crisis']}), without a cue word "
+          f"{report['recall_without_a_cue_word']} (n={report['no_cue_rows']}), false alarms {report['false_alarms']} "
+          f"(n={report['safe']})")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
