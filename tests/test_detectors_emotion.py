@@ -83,7 +83,7 @@ def test_medicine_questions_are_not_a_crisis(detector, text):
 
 def test_crisis_quality_on_the_held_out_set(detector):
     """Another writer's messages, written blind (benchmarks/data/heldout/crisis.jsonl): nothing there chose
-    the head or its threshold. Floors a little under the measured 0.60 recall and 0.023 false alarms."""
+    the head or its threshold. Floors a little under the measured 0.64 recall and 0.023 false alarms."""
     from benchmarks.crisis_eval import HELDOUT, evaluate
     from training.crisis_head import load_rows
 

@@ -1,6 +1,6 @@
 """Fit the crisis detector's linear head (``detectors.emotion.CrisisScorer``) on written crisis messages.
 
-    python -m training.crisis_head [--train training/data/crisis/train.jsonl]
+    python -m training.crisis_head [--train training/data/crisis/train*.jsonl]
                                    [--dev training/data/crisis/dev.jsonl] [--out detectors/weights/crisis.json]
 
 Why a head: the written prototypes alone (score = similarity to crisis sentences minus similarity to safe
@@ -107,7 +107,8 @@ def fit(train: list[dict[str, Any]], dev: list[dict[str, Any]]) -> dict[str, Any
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description="Fit the crisis detector's linear head on written crisis messages "
                                                  "and store it in the crisis spec (cue patterns and prototypes kept).")
-    parser.add_argument("--train", default=str(DATA / "train.jsonl"))
+    parser.add_argument("--train", nargs="+", default=[str(p) for p in sorted(DATA.glob("train*.jsonl"))],
+                        help="training files (default: every train*.jsonl beside this module's data card)")
     parser.add_argument("--dev", default=str(DATA / "dev.jsonl"))
     parser.add_argument("--out", default=None, help="crisis spec to update (default: the shipped detectors/weights/crisis.json)")
     args = parser.parse_args(argv)
@@ -115,7 +116,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
     out = Path(args.out) if args.out else CRISIS_FILE
     spec = json.loads(CRISIS_FILE.read_text())
-    head = fit(load_rows(Path(args.train)), load_rows(Path(args.dev)))  # the features never read a head
+    head = fit([r for path in args.train for r in load_rows(Path(path))], load_rows(Path(args.dev)))  # the features never read a head
     spec["head"] = head
     out.write_text(json.dumps(spec, indent=1) + "\n")
     print(json.dumps(head["chosen_on_dev"]), f"written {out}")
