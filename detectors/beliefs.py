@@ -710,12 +710,9 @@ _TAG_REACH = 40
 _CLAUSE_JOIN = re.compile(r",\s*+(?:and|but|so)\s++", re.IGNORECASE)
 # "That's true, isn't it?": the claim is the sentence before
 _POINTS_BACK = re.compile(r"(?:that|this|it)(?:'s| is)\s++(?:true|right|correct|a fact|real)", re.IGNORECASE)
-# "Is that right?", "Was I right?": a question about what came before, never a claim itself
-_ASKS_BACK = re.compile(r"(?:is|was|am|are|were)\s++(?:that|this|it|i|we)(?:\s++(?:actually|really))?", re.IGNORECASE)
-
-
-_ASKS_BACK_SENTENCE = re.compile(r"(?:is|was|am|were)\s++(?:that|this|i)\s++(?:actually\s++|really\s++)?"
-                                 r"(?:right|true|correct|ok(?:ay)?|wrong|a myth)\s*+\?", re.IGNORECASE)
+# "Is that right?", "Was I right?": a question about the sentence before, never a claim itself
+_ASKS_BACK = re.compile(r"(?:is|was|am|are|were)\s++(?:that|this|it|i|we)\s++(?:actually\s++|really\s++)?"
+                        r"(?:right|true|correct|ok(?:ay)?|wrong|a myth)\s*+\?", re.IGNORECASE)
 # "I told her that ...", "I might be wrong but I think ...": the speaker's frame before the claim
 _REPORT_FRAME = re.compile(r"(?:[^,.!?]{0,40}?\bbut\s++)?(?:i|we)\s++(?:\w+\s++){0,2}?(?:think|thought|thinking|"
                            r"told\s++\w+|said|say|read|heard|believed?|figured?|assumed?|reckon(?:ed)?)\s++(?:that\s++)?",
@@ -1013,8 +1010,8 @@ def _extract(text: str) -> BeliefReport:
     if not beliefs:  # 'the answer is X' or 'X, right?' with no other cue
         for n, (start, end) in enumerate(sentences):
             sentence = text[start:end]
-            if n and _ASKS_BACK_SENTENCE.match(sentence.strip()):
-                b = _asked_about(text, *sentences[n - 1])
+            if _ASKS_BACK.match(sentence.strip()):
+                b = _asked_about(text, *sentences[n - 1]) if n else None
                 if b is not None and not any(x < b.span[1] and b.span[0] < y for x, y in framing):
                     beliefs.append(b)
                 continue
@@ -1026,8 +1023,7 @@ def _extract(text: str) -> BeliefReport:
                                       kind="explicit", question=question if answer is not None else None,
                                       answer=answer, confidence=0.8))
             elif tag and not _WH.match(_FILLER.sub("", tag.group("x").strip())) \
-                    and not _POINTS_BACK.fullmatch(_FILLER.sub("", tag.group("x").strip())) \
-                    and not _ASKS_BACK.fullmatch(_FILLER.sub("", tag.group("x").strip())):
+                    and not _POINTS_BACK.fullmatch(_FILLER.sub("", tag.group("x").strip())):
                 x = _FILLER.sub("", tag.group("x").strip())
                 offset = start + sentence.index(x) if x in sentence else start
                 claim, answer = _claim(x, question, False, "")
