@@ -51,9 +51,9 @@ def features(texts: Sequence[str]) -> np.ndarray:
 
 def everyday_messages() -> tuple[list[str], list[str]]:
     """Ordinary user messages with no crisis in them (train, dev): the training conversations' user turns
-    (``training/data/judge``, written for the belief judge: sad, worried or chatty, about beliefs, not risk) that no
-    cue pattern hits, split by a hash of the text. Without them the head learnt the written crisis files'
-    style and flagged one everyday message in thirteen."""
+    (``training/data/judge``, written for the belief judge: sad, worried or chatty, about beliefs, not
+    risk) that no cue pattern hits, split by a hash of the text. Without them the head learnt the written
+    crisis files' style and flagged one everyday message in thirteen."""
     from detectors.emotion import CrisisScorer
 
     scorer = CrisisScorer()
