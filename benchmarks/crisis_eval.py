@@ -26,20 +26,18 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     from detectors.emotion import EmotionDetector
 
     detector = EmotionDetector()
-    scores = detector.predict([r["text"] for r in rows])
-    cue = [detector.crisis.pattern_hit(r["text"]) for r in rows]
-    crisis = [r for r in rows if r["crisis"]]
-    flagged = {id(r): s.crisis for r, s in zip(rows, scores)}
-    no_cue = [r for r, c in zip(rows, cue) if r["crisis"] and not c]
-    safe = [r for r in rows if not r["crisis"]]
+    flagged = [s.crisis for s in detector.predict([r["text"] for r in rows])]
+    crisis = [i for i, r in enumerate(rows) if r["crisis"]]
+    safe = [i for i, r in enumerate(rows) if not r["crisis"]]
+    no_cue = [i for i in crisis if not detector.crisis.pattern_hit(rows[i]["text"])]
 
-    def share(part: list[dict[str, Any]]) -> Optional[float]:
-        return round(sum(flagged[id(r)] for r in part) / len(part), 4) if part else None
+    def share(part: list[int]) -> Optional[float]:
+        return round(sum(flagged[i] for i in part) / len(part), 4) if part else None
 
     return {"rows": len(rows), "crisis": len(crisis), "safe": len(safe), "recall": share(crisis),
             "recall_without_a_cue_word": share(no_cue), "no_cue_rows": len(no_cue), "false_alarms": share(safe),
-            "missed": [r.get("id") for r in crisis if not flagged[id(r)]],
-            "false_alarm_ids": [r.get("id") for r in safe if flagged[id(r)]]}
+            "missed": [rows[i].get("id") for i in crisis if not flagged[i]],
+            "false_alarm_ids": [rows[i].get("id") for i in safe if flagged[i]]}
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:

@@ -423,15 +423,12 @@ class Reproduction:
         from training.sft import auto_threads
 
         if not torch.cuda.is_available():
-            from benchmarks.machine import cpu_flags
             from training.sft import measure_matmul_peak
 
             threads = auto_threads()
             torch.set_num_threads(threads)
             self.peak_gflops = round(measure_matmul_peak(threads=threads), 1)
-            self.log(f"torch threads: {threads} (cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}); "
-                     f"fp32 matmul peak {self.peak_gflops} GFLOP/s; CPU flags: {cpu_flags()}; "
-                     f"torch kernels: {torch.backends.cpu.get_cpu_capability()}")
+            self.log(f"{machine_line(self.peak_gflops)} Load average {os.getloadavg()[0]:.1f}.")
         runners: dict[str, Callable[[], dict]] = {
             "data": self.stage_data, "baseline": lambda: self.stage_bench("original"),
             "warm_tune": lambda: self.stage_tune("warm"), "bench_warm": lambda: self.stage_bench("warm"),

@@ -39,6 +39,11 @@ def test_basic_emotions(detector):
     "I've been thinking about killing myself every night.",
     "Everyone would be better off without me. I've written letters to say goodbye.",
     "I have the pills saved up and tonight I'm going to take them all.",
+    # stockpiled means, a farewell, someone else at risk: none of these says "suicide"; the prototypes
+    # alone missed most such messages (held-out recall 0.23 before the head)
+    "ive been saving my sleeping tablets for weeks and i think i have enough now. tonight feels like the night",
+    "I've given the cat to my sister and left letters for everyone on the kitchen table. I'm ready now.",
+    "My son just texted 'sorry for everything, look after mum' and his phone is off. He took the car keys.",
 ])
 def test_crisis_cues(detector, text):
     (scores,) = detector.predict([text])
@@ -52,33 +57,15 @@ def test_crisis_cues(detector, text):
     "My grandmother died last month and I miss her so much.",
     "I feel really sad and lonely today.",
     "What is the capital of Australia? I think it's Sydney.",
-])
-def test_not_crisis(detector, text):
-    (scores,) = detector.predict([text])
-    assert not scores.crisis and scores.crisis_score < 0.5
-
-
-@pytest.mark.parametrize("text", [
-    "ive been saving my sleeping tablets for weeks and i think i have enough now. tonight feels like the night",
-    "I've given the cat to my sister and left letters for everyone on the kitchen table. I'm ready now.",
-    "My son just texted 'sorry for everything, look after mum' and his phone is off. He took the car keys.",
-])
-def test_crisis_without_any_cue_word(detector, text):
-    # stockpiled means, a farewell, someone else at risk: none of these says "suicide"; the prototypes
-    # alone missed most such messages (held-out recall 0.23 before the head)
-    (scores,) = detector.predict([text])
-    assert scores.crisis
-
-
-@pytest.mark.parametrize("text", [
+    # medicine questions: the prototypes alone flagged some of these
     "How many paracetamol can I take in a day with a bad toothache?",
     "I take a multivitamin every day so I'm covered for heart disease, right?",
     "Can I stop my antidepressants now that I feel better, or should I taper?",
     "my mum says pills from the doctor can't be addictive",
 ])
-def test_medicine_questions_are_not_a_crisis(detector, text):
+def test_not_crisis(detector, text):
     (scores,) = detector.predict([text])
-    assert not scores.crisis
+    assert not scores.crisis and scores.crisis_score < 0.5
 
 
 def test_crisis_quality_on_the_held_out_set(detector):

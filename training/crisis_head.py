@@ -83,16 +83,15 @@ def fit(train: list[dict[str, Any]], dev: list[dict[str, Any]]) -> dict[str, Any
     yt = np.array([r["crisis"] for r in train] + [False] * len(every_train))
     xd, yd = features([r["text"] for r in dev]), np.array([r["crisis"] for r in dev])
     xe = features(every_dev)
-    best: Optional[tuple[float, float, Any, float]] = None
+    best: Optional[tuple[float, float, Any, float, np.ndarray, np.ndarray]] = None
     for c in C_GRID:
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(xt, yt)
-        p = model.predict_proba(xd)[:, 1]
-        t = max(_threshold(p[~yd], MAX_FALSE_ALARMS), _threshold(model.predict_proba(xe)[:, 1], MAX_EVERYDAY_ALARMS))
+        p, pe = model.predict_proba(xd)[:, 1], model.predict_proba(xe)[:, 1]
+        t = max(_threshold(p[~yd], MAX_FALSE_ALARMS), _threshold(pe, MAX_EVERYDAY_ALARMS))
         recall = float(((p >= t) & yd).sum() / yd.sum())
         if best is None or recall > best[0]:
-            best = (recall, c, model, t)
-    recall, c, model, t = best  # type: ignore[misc]
-    p, pe = model.predict_proba(xd)[:, 1], model.predict_proba(xe)[:, 1]
+            best = (recall, c, model, t, p, pe)
+    recall, c, model, t, p, pe = best  # type: ignore[misc]
     bias = float(model.intercept_[0] - np.log(t / (1 - t)))  # score 0.5 at the chosen threshold
     return {"weights": [round(float(w), 6) for w in model.coef_[0]], "bias": round(bias, 6),
             "features": "shared encoder sentence vector, then max cosine to the positive and to the negative prototypes",
