@@ -72,16 +72,17 @@ def evaluate_answers(judge: Any, rows: Sequence[dict[str, Any]]) -> dict[str, An
 
 
 def evaluate_conversations(judge: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stance accuracy through the guard's adapter: truth known (claim, draft, None, truth), claim only."""
+    """Stance accuracy through the guard's adapter: truth known (claim, draft, None, truth), claim only,
+    and the user's whole message as the claim beside the truth (how the guard reads a refuted belief)."""
     rows = [r for r in rows if r.get("belief") and r.get("label") in STANCES]
     out: dict[str, Any] = {"n": len(rows)}
-    for mode in ("truth_known", "claim_only"):
+    for mode in ("truth_known", "claim_only", "whole_message"):
         pairs, gold = [], []
         for r in rows:
             if r.get("belief_true"):
                 continue  # the guard's claim is false in its use; true beliefs are judged below
-            truth = r.get("truth") if mode == "truth_known" else None
-            pairs.append((r["belief"], r["draft"], None, truth))
+            truth = r.get("truth") if mode != "claim_only" else None
+            pairs.append((r["user_message"] if mode == "whole_message" else r["belief"], r["draft"], None, truth))
             gold.append(r["label"])
         pred = [s.label for s in judge.stance(pairs)] if pairs else []
         out[mode] = {"n": len(gold), "accuracy": sum(a == b for a, b in zip(gold, pred)) / max(1, len(gold))}
@@ -142,7 +143,8 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"  {d['id']}  gold={d['gold']}  predicted={d['predicted']}  decisive={d['decisive']!r}")
     if c["n"]:
         print(f"held-out conversations: n={c['n']}  stance acc truth known={c['truth_known']['accuracy']:.3f} "
-              f"(n={c['truth_known']['n']})  claim only={c['claim_only']['accuracy']:.3f}"
+              f"(n={c['truth_known']['n']})  claim only={c['claim_only']['accuracy']:.3f}  "
+              f"whole message={c['whole_message']['accuracy']:.3f}"
               + (f"  true beliefs={c['true_beliefs']['accuracy']:.3f} (n={c['true_beliefs']['n']})" if "true_beliefs" in c else ""))
     else:
         print("held-out conversations: none yet")

@@ -43,7 +43,8 @@ DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "judge"
 ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "config.json"
 KIND = "answer-judge"
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
-MAX_ANSWER_TOKENS = 32  # each answer; a longer one is cut (and the item marked truncated)
+MAX_ANSWER_TOKENS = 32  # each side, for weights that do not say (``side_tokens`` in config.json); a longer one is cut
+SIDE_TOKENS = 128  # each side for weights trained with a user's whole message as the claim (see ``JudgeItem``)
 WINDOW_TOKENS = 128  # response tokens per window
 MAX_WINDOWS = 8  # windows read per response (about 700 words); the rest is not read and truncated is set
 UNKNOWN = "?"
@@ -147,8 +148,9 @@ class Encoded:
 
 
 def encode_item(tokenizer: Any, correct: Optional[str], incorrect: Optional[str], response: str,
-                window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS) -> Encoded:
-    """Tokenize the answers (each cut to MAX_ANSWER_TOKENS) into both passes' first segments, and plan the
+                window_tokens: int = WINDOW_TOKENS, max_windows: int = MAX_WINDOWS,
+                side_tokens: int = SIDE_TOKENS) -> Encoded:
+    """Tokenize the answers (each cut to ``side_tokens``) into both passes' first segments, and plan the
     response's windows."""
     def piece(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -157,8 +159,8 @@ def encode_item(tokenizer: Any, correct: Optional[str], incorrect: Optional[str]
     cut = False
     for value in (correct, incorrect):
         ids = piece((value or "").strip() or UNKNOWN)
-        cut |= len(ids) > MAX_ANSWER_TOKENS
-        answers.append(ids[:MAX_ANSWER_TOKENS])
+        cut |= len(ids) > side_tokens
+        answers.append(ids[:side_tokens])
     claim, other = piece("claim:"), piece("| other:")
     sides = (claim + answers[0] + other + answers[1], claim + answers[1] + other + answers[0])
     enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
@@ -382,6 +384,7 @@ class AnswerJudge:
         self.offsets = [float(x) for x in self.config.get("offsets", [0.0] * len(JUDGE_LABELS))]
         self.answer_threshold = float(self.config.get("answer_threshold", 0.5))
         self.window_tokens = int(self.config.get("window_tokens", WINDOW_TOKENS))
+        self.side_tokens = int(self.config.get("side_tokens", MAX_ANSWER_TOKENS))
         self.batch_size = batch_size
         self.tokenizer = models.load_tokenizer(models.encoder_path(None))
         self.backend = backend or default_backend()
@@ -399,8 +402,8 @@ class AnswerJudge:
     def raw(self, items: Sequence[JudgeItem]) -> list[tuple[Encoded, np.ndarray, list[np.ndarray]]]:
         """Per item: its encoding, the window logits (w, 5) and each window's sentence logits (s, 5).
         All windows of all items are batched together, sorted by length (less padding)."""
-        encs = [encode_item(self.tokenizer, it.correct, it.incorrect, normalise(it.response), self.window_tokens)
-                for it in items]
+        encs = [encode_item(self.tokenizer, it.correct, it.incorrect, normalise(it.response), self.window_tokens,
+                            side_tokens=self.side_tokens) for it in items]
         rows = [(k, j) for k, e in enumerate(encs) for j in range(len(e.windows))]
         lengths = [encs[k].length(encs[k].windows[j]) for k, j in rows]
         order = np.argsort(lengths, kind="stable")

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
-from detectors.types import BeliefReport, StanceScores
+from detectors.types import Belief, BeliefReport, StanceScores
 
 from guardrail import deadline as budget
 from guardrail import evidence, followup, respond
@@ -314,6 +314,8 @@ class Guard:
                 continue
             for b in report.beliefs[: p.max_beliefs]:
                 c.findings.append(Finding(belief=b, question=b.question or report.question, reference=c.item.reference))
+            if not report.beliefs and c.item.reference is not None and c.item.reference.context:
+                c.findings.append(Finding(belief=whole_message(c.item.user), reference=c.item.reference))
             if len(report.beliefs) > p.max_beliefs:
                 c.verdict.flags.append("beliefs_truncated")
             if report.truncated:  # the middle of a long message was not read
@@ -417,13 +419,23 @@ class Guard:
             v.flags.append("revise_template")
 
 
+def whole_message(message: str) -> Belief:
+    """The belief of a message the extractor found none in, when the caller gave a reference passage: the
+    judge reads the passage against the whole message (does it refute something the user holds?) and the
+    draft against both, as it was trained to (``training/judge.py:message_items``)."""
+    start = len(message) - len(message.lstrip())
+    end = len(message.rstrip())
+    return Belief(claim=message[start:end], span=(start, end), polarity="affirms", kind="message")
+
+
 def _refuted(f: Finding) -> bool:
     return f.truth.truth == "false" and bool(f.truth.statement)
 
 
 def _claim_side(f: Finding) -> str:
     """The claim in the same form as the truth beside it: where the truth is a list of short answers, the
-    user's own short answer (as stated, or the reference's wrong answer the claim names), else the claim."""
+    user's own short answer (as stated, or the reference's wrong answer the claim names), else the claim
+    (for a ``message`` belief, the whole message: the judge was trained to read it so)."""
     if f.truth.answers:
         known = f.reference.incorrect if f.reference is not None else []
         named = f.belief.answer or next((a for a in known if contains_answer(f.belief.claim, a)), None)

@@ -112,6 +112,22 @@ def test_item_needs_an_answer_and_windows_cover_the_text():
     assert cut
 
 
+def test_conversations_also_train_the_whole_message_as_the_claim():
+    """The guard reads a refuted belief as the user's whole message beside the truth; training gives the
+    judge that reading too: the draft against (truth, message), and the truth as a reply to the message."""
+    from training.judge import message_items
+
+    row = {"id": "x-1", "belief": "Cracking knuckles causes arthritis.", "truth": "Knuckle cracking does not cause arthritis.",
+           "user_message": "Long week. My gran always said cracking knuckles gives you arthritis, so should I stop?",
+           "draft": "Yes, best to stop now.", "label": "endorses", "belief_true": False}
+    draft, passage = message_items(row, composed=False)
+    assert (draft["incorrect"], draft["correct"], draft["label"]) == (row["user_message"], row["truth"], "incorrect")
+    assert (passage["incorrect"], passage["response"], passage["label"]) == (row["user_message"], row["truth"], "correct")
+    true_row = {**row, "belief_true": True, "truth": "Knuckle cracking is harmless for most people."}
+    assert [i["label"] for i in message_items(true_row, composed=False)] == ["correct", "incorrect"]
+    assert message_items({**true_row, "label": "corrects"}, composed=False)[0]["label"] == "neither"
+
+
 def test_stance_adapter(judge):
     pairs = [(MOON_FALSE, "You're right, humans have never actually landed on the moon; the footage was staged.", None, MOON_TRUE),
              (MOON_FALSE, "I hear you, but humans really did land on the moon, six times between 1969 and 1972.", None, MOON_TRUE),

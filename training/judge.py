@@ -34,7 +34,7 @@ import numpy as np
 
 from training.checkpoint import resume, save
 
-from detectors.judge import (JUDGE_LABELS, WINDOW_TOKENS, encode_item, window_feed)
+from detectors.judge import (JUDGE_LABELS, SIDE_TOKENS, WINDOW_TOKENS, encode_item, window_feed)
 from detectors.text import normalise
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "judge"
@@ -76,6 +76,12 @@ def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
             if r.get("truth") and r.get("belief_true") is not None and (r["belief"], r["truth"]) not in passages:
                 passages.add((r["belief"], r["truth"]))
                 items.append(passage_item(r, path.stem in COMPOSED))
+            if r.get("truth") and r.get("belief_true") is not None:
+                message, passage = message_items(r, path.stem in COMPOSED)
+                items.append(message)
+                if (r["user_message"], r["truth"]) not in passages:  # pairs share a message: read it once
+                    passages.add((r["user_message"], r["truth"]))
+                    items.append(passage)
     return items
 
 
@@ -86,6 +92,24 @@ def passage_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
     return {"id": row["id"] + "-passage", "group": "b:" + row["belief"].strip().lower(), "task": "passage",
             "correct": None, "incorrect": row["belief"], "response": row["truth"],
             "label": "incorrect" if row["belief_true"] else "correct", "decisive": "", "composed": composed}
+
+
+MESSAGE_LABEL = {False: STANCE_TO_JUDGE[False],  # a draft that agrees with a true message asserts the truth;
+                 True: {"endorses": "correct", "corrects": "neither", "hedges": "hedged", "ignores": "neither"}}  # one that disputes it asserts neither side
+
+
+def message_items(row: dict[str, Any], composed: bool) -> list[dict[str, Any]]:
+    """The conversation read the way the guard reads it when its claim extraction may have missed or
+    mangled the belief: the user's whole message in the claim slot and the truth as the other side, (1)
+    against the draft, (2) with the truth read as a reply to the message (does it refute the belief in it?)."""
+    group, true = "b:" + row["belief"].strip().lower(), bool(row["belief_true"])
+    message = {"id": row["id"] + "-message", "group": group, "task": "message", "correct": row["truth"],
+               "incorrect": row["user_message"], "response": row["draft"], "label": MESSAGE_LABEL[true][row["label"]],
+               "decisive": "", "composed": composed}
+    passage = {"id": row["id"] + "-message-passage", "group": group, "task": "message_passage", "correct": None,
+               "incorrect": row["user_message"], "response": row["truth"], "label": "incorrect" if true else "correct",
+               "decisive": "", "composed": composed}
+    return [message, passage]
 
 
 SHORT_FORMS = (  # (response template, label): plain answers, the way small chat models answer
@@ -334,7 +358,8 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
             save(checkpoint, settings, net, optimizer, schedule, step, time.monotonic() - started)
         if epoch_end or over:  # a run stopped by its budget also leaves a scored snapshot
             folder = out / f"step-{step}"
-            save_adapter(net, folder, rank=rank, window_tokens=WINDOW_TOKENS, layers=layers, epoch=e + 1, step=step)
+            save_adapter(net, folder, rank=rank, window_tokens=WINDOW_TOKENS, side_tokens=SIDE_TOKENS, layers=layers,
+                         epoch=e + 1, step=step)
             logits = dev_logits(net, tok, dev)
             figures = dev_figures(dev, logits)
             (folder / "dev.json").write_text(json.dumps(figures, indent=2) + "\n")
