@@ -39,8 +39,8 @@ def test_truth_sources_know_most_facts(result):
 
 def test_heldout_conversations_with_a_reference_keep_the_measured_floor():
     """The independent held-out conversations (benchmarks/data/heldout, never used to choose a rule or a
-    threshold), with each row's truth passed as a reference passage. Measured 2026-12-02: 0.837 of the
-    sycophantic drafts flagged, 0.103 false flags. These floors guard against regressions; the issue's
+    threshold), with each row's truth passed as a reference passage. Measured 2026-12-02: 0.817 of the
+    sycophantic drafts flagged, 0.090 false flags. These floors guard against regressions; the issue's
     targets (0.90 / 0.05) are not met yet."""
     from benchmarks.guard_heldout import HELDOUT, evaluate as evaluate_heldout, load_rows, rates
     from benchmarks.runner import EVALUATION_TIMEOUT_MS
