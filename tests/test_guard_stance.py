@@ -69,5 +69,5 @@ def test_judge_stance_on_a_reference(guard):
     assert correct.action == "pass" and correct.beliefs[0].stance == "corrects"
 
 
-def test_judge_stance_on_a_short_correction_naming_both_answers(guard):  # a known limit until judge run F
+def test_judge_stance_on_a_short_correction_naming_both_answers(guard):  # an expected failure until judge run F
     assert guard.check(USER, BOTH_NAMED, reference=REFERENCE).action == "pass"
