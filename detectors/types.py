@@ -37,11 +37,12 @@ class Belief(BaseModel):
     polarity: Literal["affirms", "denies"] = Field(
         description="'denies' for 'I don't think it's Y': then `claim` already states 'it is not Y'"
     )
-    kind: Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan", "message"] = Field(
+    kind: Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan", "message", "sentence"] = Field(
         description="explicit ('I'm sure X', 'X, right?', a bare assertion), hedged ('maybe X'), negated ('I don't "
                     "think Y'), reported ('my neighbour swears X'), presupposed ('since X, should I ...'), plan "
                     "('I'll do P this weekend': claim '<Doing P> is fine.'); message: no sentence could be rebuilt, "
-                    "so the guard reads the whole message against a reference passage (the claim is the message)"
+                    "so the guard reads the whole message against a reference passage (the claim is the message); sentence: a "
+                    "sentence of the message that the guard matched to its misconception index (the claim is the sentence)"
     )
     question: Optional[str] = Field(None, description="the question the belief answers, where the user asks one")
     answer: Optional[str] = Field(

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
+from detectors.beliefs import HEAD_CHARS, TAIL_CHARS
+from detectors.text import sentence_spans, window
 from detectors.types import Belief, BeliefReport, StanceScores
 
 from guardrail import deadline as budget
@@ -253,21 +255,24 @@ class Guard:
         budget.check(deadline, "beliefs")
         with _timed("beliefs", live, stage):
             self._beliefs(live)
-        live = [c for c in live if not c.done and (c.findings or c.earlier)]
+        live = [c for c in live if not c.done and (c.findings or c.earlier or self._looks_up_message(c))]
         if live:
             # The draft is read once, after the truth is known, so a refuted claim is read with its truth
             # beside it. A source that asks a model only about claims the draft takes up (the re-ask
             # probe) needs the draft read first: then each refuted claim is read a second time.
-            if self._reads_draft_first:
+            # A message with no belief is still looked up in the index, sentence by sentence.
+            if self._reads_draft_first and any(c.findings or c.earlier for c in live):
                 budget.check(deadline, "stance")
                 with _timed("stance", live, stage):
                     self._stance(live)
             budget.check(deadline, "truth")
             with _timed("truth", live, stage):
                 self._truth(live, deadline)
-            budget.check(deadline, "stance")
-            with _timed("stance_with_truth" if self._reads_draft_first else "stance", live, stage):
-                self._stance(live)
+            live = [c for c in live if c.findings or c.earlier]
+            if live:
+                budget.check(deadline, "stance")
+                with _timed("stance_with_truth" if self._reads_draft_first else "stance", live, stage):
+                    self._stance(live)
         budget.check(deadline, "decision")
         stage[0] = "decision"
         for c in checks:
@@ -369,9 +374,35 @@ class Guard:
             f.truth = result
             if result.source == "reask" and "reask_used" not in c.verdict.flags:
                 c.verdict.flags.append("reask_used")
+        self._message_truth(checks, ctx)
         if not getattr(self.detectors.stance, "reads_truth", False):
             for c, f in findings:  # a stance model that cannot read the truth: the word evidence helps it
                 f.cross_check = evidence.cross_check(f.belief.claim, f.truth, c.item.draft)
+
+    def _looks_up_message(self, c: _Check) -> bool:
+        """Without a reference, a message whose beliefs no source decides is looked up in the index whole
+        (sentence by sentence): the extractor misses beliefs stated in plans and asides."""
+        return c.item.reference is None and self.index is not None
+
+    def _message_truth(self, checks: list[_Check], ctx: TruthContext) -> None:
+        """Where no finding of a check was decided, its sentences and extracted claims are looked up in the
+        misconception index (``IndexSource.judge_sentences``). A matched claim takes the result; a matched
+        sentence becomes a belief of kind ``sentence``."""
+        source = next((s for s in self.sources if isinstance(s, IndexSource)), None)
+        todo = [c for c in checks if self._looks_up_message(c) and all(f.truth.truth == "unknown" for f in c.findings)]
+        if source is None or not todo:
+            return
+        sentences = [message_sentences(c.item.user) for c in todo]
+        candidates = [[f.belief.claim for f in c.findings] + [text for text, _ in s] for c, s in zip(todo, sentences)]
+        for c, spans, found in zip(todo, sentences, source.judge_sentences(candidates, ctx)):
+            if found is None:
+                continue
+            k, result = found
+            if k < len(c.findings):
+                c.findings[k].truth = result
+            else:
+                text, span = spans[k - len(c.findings)]
+                c.findings.append(Finding(belief=Belief(claim=text, span=span, polarity="affirms", kind="sentence"), truth=result))
 
     def _decide(self, c: _Check) -> None:
         push_back = None
@@ -428,14 +459,41 @@ def whole_message(message: str) -> Belief:
     return Belief(claim=message[start:end], span=(start, end), polarity="affirms", kind="message")
 
 
+MESSAGE_SENTENCES = 40  # sentences of a message looked up in the index (of the window the extractor reads)
+SENTENCE_CHARS = 400
+
+
+def message_sentences(message: str) -> list[tuple[str, tuple[int, int]]]:
+    """The sentences of a message's readable window (the extractor's; at most ``MESSAGE_SENTENCES``, the
+    first and the last), each cut to ``SENTENCE_CHARS``, with its span in the message."""
+    view = window(message, HEAD_CHARS, TAIL_CHARS)
+    spans = sentence_spans(view.text)
+    if len(spans) > MESSAGE_SENTENCES:  # the first and the last ones: where a belief and a question sit
+        spans = spans[: MESSAGE_SENTENCES // 2] + spans[-(MESSAGE_SENTENCES - MESSAGE_SENTENCES // 2):]
+    out = []
+    for a, b in spans:
+        while a < b and view.text[a].isspace():
+            a += 1
+        b = min(b, a + SENTENCE_CHARS)
+        while b > a and view.text[b - 1].isspace():
+            b -= 1
+        out.append((view.text[a:b], view.span_to_original(a, b)))
+    return out
+
+
 def _refuted(f: Finding) -> bool:
     return f.truth.truth == "false" and bool(f.truth.statement)
 
 
 def _claim_side(f: Finding) -> str:
-    """The claim in the same form as the truth beside it: where the truth is a list of short answers, the
-    user's own short answer (as stated, or the reference's wrong answer the claim names), else the claim
-    (for a ``message`` belief, the whole message: the judge was trained to read it so)."""
+    """The claim in the same form as the truth beside it: the source's own wording of the false claim
+    where it has one (an index entry's claim, parallel to its truth: on the index dev set and the training
+    conversations this caught more than the user's words or sentence did, with no more false flags); where
+    the truth is a list of short answers, the user's own short answer (as stated, or the reference's wrong
+    answer the claim names); else the claim (for a ``message`` belief, the whole message: the judge was
+    trained to read it so)."""
+    if f.truth.claim:
+        return f.truth.claim
     if f.truth.answers:
         known = f.reference.incorrect if f.reference is not None else []
         named = f.belief.answer or next((a for a in known if contains_answer(f.belief.claim, a)), None)

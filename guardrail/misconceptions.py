@@ -160,8 +160,10 @@ class MisconceptionIndex:
                     pass
 
     # ---- lookup
-    def lookup(self, claims: Sequence[str], polarities: Sequence[str] | None = None) -> list[Optional[IndexMatch]]:
-        """For each claim, the matching entry and whether the claim is true or false, or None."""
+    def lookup(self, claims: Sequence[str], polarities: Sequence[str] | None = None,
+               min_similarity: Optional[float] = None) -> list[Optional[IndexMatch]]:
+        """For each claim, the matching entry and whether the claim is true or false, or None (nothing at
+        ``min_similarity``, default the index's own)."""
         import numpy as np
 
         if not claims or not self.entries:
@@ -176,7 +178,7 @@ class MisconceptionIndex:
             best = np.maximum(sim_f[i], sim_t[i])
             j = int(best.argmax())
             f, t = float(sim_f[i, j]), float(sim_t[i, j])
-            if max(f, t) < self.min_similarity:
+            if max(f, t) < (self.min_similarity if min_similarity is None else min_similarity):
                 out.append(None)
                 continue
             entry = self.entries[j]

@@ -42,6 +42,9 @@ class Policy(BaseModel):
     index_side_judge_min: float = Field(0.8, ge=0, le=1, description="an answer judge reading which side of a matched "
                                         "entry the claim asserts decides the side at this probability (below it, the "
                                         "embeddings and words do); chosen on the training conversations' train split")
+    index_message_min_similarity: float = Field(0.55, ge=0, le=1, description="a message none of whose stated "
+                                                "beliefs a source decided: its sentences are looked up in the index "
+                                                "at this similarity, and the answer judge must confirm the side")
     reference_context_min: float = Field(0.5, ge=0, le=1, description="stance probability at which a reference "
                                          "passage confirms or refutes a claim")
     reference_answer_max_words: int = Field(12, ge=1, le=200, description="a reference string of at most this many "

@@ -31,7 +31,8 @@ class TruthResult:
 
     ``correction``: what to tell the user instead (for a false claim); ``statement``: the true statement
     or answer text the source relied on; ``answers``: known correct short answers; ``entry_id``: the
-    misconception-index entry, when that source decided."""
+    misconception-index entry, when that source decided; ``claim``: the false claim in the source's own
+    words (the entry's), which the guard reads beside ``statement`` when the user's claim is refuted."""
 
     truth: str  # "true" | "false" | "unknown"
     source: str
@@ -39,6 +40,7 @@ class TruthResult:
     correction: Optional[str] = None
     statement: Optional[str] = None
     answers: tuple[str, ...] = ()
+    claim: Optional[str] = None
     entry_id: Optional[str] = None
 
     def __post_init__(self) -> None:
@@ -225,10 +227,36 @@ class IndexSource:
                 sides[i] = "true"
         return sides
 
+    def judge_sentences(self, candidates: Sequence[Sequence[str]], ctx: TruthContext) -> list[Optional[tuple[int, TruthResult]]]:
+        """Per message whose stated beliefs no source decided: its candidates (the claims extracted from it
+        and its sentences) are looked up at ``index_message_min_similarity``, below the index's own
+        threshold, and the nearest entry is taken only where the answer judge reads which side of it the
+        candidate asserts: the extractor misses beliefs stated in plans and asides, and a paraphrase
+        embeds further from an entry than a restatement. Returns (the candidate's position, the result)
+        or None per message."""
+        out: list[Optional[tuple[int, TruthResult]]] = [None] * len(candidates)
+        if not getattr(ctx.stance, "reads_truth", False):
+            return out
+        flat = [(k, n, text) for k, texts in enumerate(candidates) for n, text in enumerate(texts) if text.strip()]
+        if not flat:
+            return out
+        matches = self.index.lookup([t for _, _, t in flat], min_similarity=ctx.policy.index_message_min_similarity)
+        best: dict[int, tuple[int, str, IndexMatch]] = {}
+        for (k, n, text), m in zip(flat, matches):
+            if m is not None and (k not in best or m.similarity > best[k][2].similarity):
+                best[k] = (n, text, m)
+        keys = sorted(best)
+        queries = [TruthQuery(claim=best[k][1]) for k in keys]
+        sides = self._sides_by_judge(queries, [best[k][2] for k in keys], ctx)
+        for j, k in enumerate(keys):
+            if j in sides:
+                out[k] = (best[k][0], self._result(sides[j], best[k][2]))
+        return out
+
     def _result(self, truth: str, m: IndexMatch) -> TruthResult:
         confidence = m.confidence if truth == m.truth and m.confidence else round(m.similarity, 4)
         return TruthResult(truth, self.name, confidence, correction=m.entry.correction(), statement=m.entry.truth,
-                           entry_id=m.entry.id)
+                           entry_id=m.entry.id, claim=m.entry.claim)
 
 
 def _side_by_words(claim: str, m: IndexMatch) -> Optional[str]:

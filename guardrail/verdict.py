@@ -61,7 +61,7 @@ class BeliefFinding(BaseModel):
     claim: Optional[str] = Field(None, description="the belief as a declarative sentence (None when redacted)")
     claim_digest: Optional[str] = None
     polarity: Literal["affirms", "denies"] = "affirms"
-    kind: Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan", "message"] = "explicit"
+    kind: Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan", "message", "sentence"] = "explicit"
     stance: Optional[Literal["endorses", "corrects", "hedges", "ignores"]] = None
     stance_scores: Optional[StanceScores] = None
     truth: Truth = "unknown"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from detectors.text import MAX_CHARS
 from guardrail import Guard, Policy, Verdict
-from guardrail.guard import Detectors, GuardInputError
+from guardrail.guard import MESSAGE_SENTENCES, SENTENCE_CHARS, Detectors, GuardInputError, message_sentences
 from guardrail.policy import PolicyError
 from guardrail.respond import CRISIS_REPLY
 from guardrail.misconceptions import MisconceptionIndex, load_mask, load_truthfulqa
@@ -170,7 +170,21 @@ def test_a_belief_the_extractor_misses_is_read_in_the_whole_message_against_a_re
     corrects = guard.check(BRAIN_USER, "That ten percent figure is a myth: scans show we use nearly all of our brain, "
                                        "just not all at once. For sleep, try a fixed wake-up time.", reference=BRAIN_TRUTH)
     assert corrects.action == "pass"
-    assert guard.check(BRAIN_USER, "Great question! Brain-training apps are the way.").beliefs == []  # no passage: nothing to read
+    alone = guard.check(BRAIN_USER, "Great question! Brain-training apps are the way.")  # no passage: the index reads its sentences
+    assert [(b.kind, b.truth, b.matched_entry) for b in alone.beliefs] == [("sentence", "false", "science-001")]
+    assert alone.beliefs[0].claim in BRAIN_USER
+
+
+def test_message_sentences_keep_exact_spans_and_stay_bounded():
+    short = "  First line.\nSecond one? Third!  "
+    got = message_sentences(short)
+    assert [t for t, _ in got] == ["First line.", "Second one?", "Third!"]
+    assert all(short[a:b] == t for t, (a, b) in got)
+    huge = "We only use ten percent of our brains. " * 5000 + "Is that why I forget things?"
+    got = message_sentences(huge)
+    assert len(got) <= MESSAGE_SENTENCES and all(len(t) <= SENTENCE_CHARS for t, _ in got)
+    assert all(huge[a:b] == t for t, (a, b) in got)  # the window's spans map back to the whole message
+    assert got[0][0] == "We only use ten percent of our brains." and got[-1][0] == "Is that why I forget things?"
 
 
 def test_unknown_truth_from_a_sad_user_annotates_never_blocks(guard):

@@ -45,8 +45,7 @@ def test_negation_is_read_not_matched(judge):
 KNOWN = pytest.mark.xfail(strict=True, reason="claim-only reading (see detectors/weights/judge/README.md)")
 
 
-@KNOWN
-def test_claim_only_negation(judge):
+def test_claim_only_negation(judge):  # an xfail until run G (2026-12-02)
     response = "Humans have indeed landed on the moon. Twelve astronauts walked on it between 1969 and 1972."
     assert one(judge, incorrect=MOON_FALSE, response=response).label == "correct"
 

@@ -289,6 +289,7 @@ def predict(logits: Sequence[np.ndarray], threshold: float = 0.5, temperature: f
 
 def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size: int = 16, epochs: int = 3,
                 budget_s: float | None = None, seed: int = 0, threads: int | None = 2, limit: int | None = None,
+                keep: Sequence[str] = (),
                 eval_every: int | None = None, init_from: str | Path | None = None, layers: Sequence[int] = (0, 1, 2, 3, 4, 5),
                 data_dir: Path = DATA_DIR, progress: bool = True) -> dict[str, Any]:
     """Train into ``out`` (resuming from ``out/checkpoint.pt``); each finished epoch's (and every ``eval_every``
@@ -303,8 +304,10 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     train, dev = split(read_items(data_dir))
-    if limit:
-        train = random.Random(seed).sample(train, min(limit, len(train)))
+    if limit:  # a short continuation run: a sample of the corpus, plus every item of the new files it is for
+        kept = [i for i in train if i["id"].startswith(tuple(keep))] if keep else []
+        rest = [i for i in train if not (keep and i["id"].startswith(tuple(keep)))]
+        train = kept + random.Random(seed).sample(rest, min(limit, len(rest)))
     layers = list(layers)
     net = new_net(rank, layers=layers)
     if init_from is not None:  # continue from an earlier run's adapter with a fresh schedule
@@ -326,7 +329,7 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
         optimizer, lambda s: min((s + 1) / warmup, max(0.02, (total - s) / max(1, total - warmup))))
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
-                "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None,
+                "keep": list(keep), "train_items": len(train), "dev_items": len(dev), "init_from": str(init_from) if init_from else None,
                 "layers": layers, "composed_share": COMPOSED_SHARE, "nli_share": NLI_SHARE,
                 "short_share": SHORT_SHARE}
     checkpoint = out / "checkpoint.pt"
@@ -470,7 +473,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     t.add_argument("run")
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--budget-s", type=float, default=1700)
-    t.add_argument("--limit", type=int, default=None)
+    t.add_argument("--limit", type=int, default=None, help="train on a random sample of this many items")
+    t.add_argument("--keep", nargs="*", default=[], help="with --limit: id prefixes always kept (e.g. r1-, the new data)")
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init-from", default=None, help="start from this step-N folder of an earlier run")
@@ -481,7 +485,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     f.add_argument("--to", default=str(Path(__file__).resolve().parent.parent / "detectors" / "weights" / "judge"))
     args = parser.parse_args(argv)
     if args.cmd == "train":
-        print(json.dumps(train_judge(args.run, epochs=args.epochs, budget_s=args.budget_s, limit=args.limit, lr=args.lr,
+        print(json.dumps(train_judge(args.run, epochs=args.epochs, budget_s=args.budget_s, limit=args.limit, keep=args.keep,
+                                     lr=args.lr,
                                      eval_every=args.eval_every, seed=args.seed, init_from=args.init_from,
                                      data_dir=Path(args.data_dir)), indent=2))
     else:
