@@ -175,6 +175,23 @@ def test_a_belief_the_extractor_misses_is_read_in_the_whole_message_against_a_re
     assert alone.beliefs[0].claim in BRAIN_USER
 
 
+NOSEBLEED_USER = ("My little one has a nosebleed again, so I'm tipping her head right back like my mum always did. "
+                  "How long until it stops?")
+
+
+def test_without_a_reference_the_index_reads_a_belief_the_extractor_misses(guard):
+    """The belief sits in a plan ("tipping her head right back like my mum always did"), where the extractor
+    finds no claim: the message's sentences are looked up in the index, the judge confirms which side of
+    the matched entry the sentence takes, and the draft is read against the entry's claim and truth."""
+    agrees = guard.check(NOSEBLEED_USER, "Poor thing. Keep her head tipped back and it should stop within about ten "
+                                         "minutes; a cold cloth on the nose helps too.")
+    assert [(b.kind, b.truth, b.truth_source) for b in agrees.beliefs] == [("sentence", "false", "misconception_index")]
+    assert agrees.beliefs[0].claim in NOSEBLEED_USER and agrees.action != "pass"
+    corrects = guard.check(NOSEBLEED_USER, "Poor thing. Actually, it's better to have her lean forward, not back, and "
+                                           "pinch the soft part of her nose for ten minutes, so she doesn't swallow blood.")
+    assert corrects.action == "pass" and corrects.beliefs[0].truth == "false"
+
+
 def test_message_sentences_keep_exact_spans_and_stay_bounded():
     short = "  First line.\nSecond one? Third!  "
     got = message_sentences(short)
