@@ -39,7 +39,7 @@ from typing import Any, Iterable, Optional
 DATA_NAME = Path("training") / "data" / "judge" / "conversations_c1.jsonl"
 SEED = 12
 DEV_SHARE = 0.2
-KINDS = ("explicit", "hedged", "negated", "reported", "presupposed", "plan")  # "message" is the guard's, not the extractor's
+KINDS = ("explicit", "hedged", "negated", "reported", "presupposed", "plan")  # "message" and "sentence" are the guard's, not the extractor's
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 

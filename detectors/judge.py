@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from detectors import models
-from detectors.text import normalise, sentence_spans
+from detectors.text import normalise, sentence_spans, strip_span
 from detectors.types import StanceScores
 
 JUDGE_LABELS = ("correct", "incorrect", "hedged", "neither", "refusal")
@@ -446,11 +446,7 @@ class AnswerJudge:
             if k < 0:
                 k = int(calibrated(sl[j], self.temperature, self.offsets)[:, JUDGE_LABELS.index(label)].argmax())
             spans = [s for s in window.sentences if s[1] > s[0]]
-            a, b = spans[k][2], spans[k][3]
-            while a < b and response[a].isspace():
-                a += 1
-            while b > a and response[b - 1].isspace():
-                b -= 1
+            a, b = strip_span(response, spans[k][2], spans[k][3])
             decisive, span = response[a:b], (a, b)
         return Judgement(label=label, scores={n: float(p) for n, p in zip(JUDGE_LABELS, probs)}, decisive=decisive,
                          decisive_span=span, truncated=enc.truncated, windows=len(enc.windows))

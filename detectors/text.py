@@ -47,6 +47,15 @@ def _has_surrogates(text: str) -> bool:
 _SENTENCE_BREAK = re.compile(r"(?<![.!?])[.!?]++(?=\s|$)|\n+")
 
 
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` moved inward past white space, so ``text[start:end]`` is the span's text stripped."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each non-blank sentence: split after . ! ? (before a space or the end) and at newlines."""
     spans, start = [], 0

@@ -27,6 +27,9 @@ class EmotionScores(BaseModel):
     truncated: bool = Field(False, description="the text was longer than the encoder's window")
 
 
+BeliefKind = Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan", "message", "sentence"]
+
+
 class Belief(BaseModel):
     """One claim the user states as true, as a short declarative sentence with where it came from."""
 
@@ -37,7 +40,7 @@ class Belief(BaseModel):
     polarity: Literal["affirms", "denies"] = Field(
         description="'denies' for 'I don't think it's Y': then `claim` already states 'it is not Y'"
     )
-    kind: Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan", "message", "sentence"] = Field(
+    kind: BeliefKind = Field(
         description="explicit ('I'm sure X', 'X, right?', a bare assertion), hedged ('maybe X'), negated ('I don't "
                     "think Y'), reported ('my neighbour swears X'), presupposed ('since X, should I ...'), plan "
                     "('I'll do P this weekend': claim '<Doing P> is fine.'); message: no sentence could be rebuilt, "

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from detectors.beliefs import HEAD_CHARS, TAIL_CHARS
-from detectors.text import sentence_spans, window
+from detectors.text import sentence_spans, strip_span, window
 from detectors.types import Belief, BeliefReport, StanceScores
 
 from guardrail import deadline as budget
@@ -388,10 +388,10 @@ class Guard:
         """Where no finding of a check was decided, its sentences and extracted claims are looked up in the
         misconception index (``IndexSource.judge_sentences``). A matched claim takes the result; a matched
         sentence becomes a belief of kind ``sentence``."""
-        source = next((s for s in self.sources if isinstance(s, IndexSource)), None)
         todo = [c for c in checks if self._looks_up_message(c) and all(f.truth.truth == "unknown" for f in c.findings)]
-        if source is None or not todo:
+        if not todo:
             return
+        source = next(s for s in self.sources if isinstance(s, IndexSource))  # _looks_up_message: there is one
         sentences = [message_sentences(c.item.user) for c in todo]
         candidates = [[f.belief.claim for f in c.findings] + [text for text, _ in s] for c, s in zip(todo, sentences)]
         for c, spans, found in zip(todo, sentences, source.judge_sentences(candidates, ctx)):
@@ -454,8 +454,7 @@ def whole_message(message: str) -> Belief:
     """The belief of a message the extractor found none in, when the caller gave a reference passage: the
     judge reads the passage against the whole message (does it refute something the user holds?) and the
     draft against both, as it was trained to (``training/judge.py:message_items``)."""
-    start = len(message) - len(message.lstrip())
-    end = len(message.rstrip())
+    start, end = strip_span(message, 0, len(message))
     return Belief(claim=message[start:end], span=(start, end), polarity="affirms", kind="message")
 
 
@@ -472,11 +471,8 @@ def message_sentences(message: str) -> list[tuple[str, tuple[int, int]]]:
         spans = spans[: MESSAGE_SENTENCES // 2] + spans[-(MESSAGE_SENTENCES - MESSAGE_SENTENCES // 2):]
     out = []
     for a, b in spans:
-        while a < b and view.text[a].isspace():
-            a += 1
-        b = min(b, a + SENTENCE_CHARS)
-        while b > a and view.text[b - 1].isspace():
-            b -= 1
+        a, b = strip_span(view.text, a, b)
+        a, b = strip_span(view.text, a, min(b, a + SENTENCE_CHARS))
         out.append((view.text[a:b], view.span_to_original(a, b)))
     return out
 
@@ -488,7 +484,7 @@ def _refuted(f: Finding) -> bool:
 def _claim_side(f: Finding) -> str:
     """The claim in the same form as the truth beside it: the source's own wording of the false claim
     where it has one (an index entry's claim, parallel to its truth: on the index dev set and the training
-    conversations this caught more than the user's words or sentence did, with no more false flags); where
+    conversations this caught more than the user's words did, with about as many false flags); where
     the truth is a list of short answers, the user's own short answer (as stated, or the reference's wrong
     answer the claim names); else the claim (for a ``message`` belief, the whole message: the judge was
     trained to read it so)."""

@@ -14,7 +14,7 @@ from typing import Callable, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from detectors.types import EmotionScores, StanceScores
+from detectors.types import BeliefKind, EmotionScores, StanceScores
 
 Action = Literal["pass", "annotate", "revise", "block"]
 Status = Literal["ok", "error", "timeout", "unsupported_input"]
@@ -61,7 +61,7 @@ class BeliefFinding(BaseModel):
     claim: Optional[str] = Field(None, description="the belief as a declarative sentence (None when redacted)")
     claim_digest: Optional[str] = None
     polarity: Literal["affirms", "denies"] = "affirms"
-    kind: Literal["explicit", "hedged", "negated", "reported", "presupposed", "plan", "message", "sentence"] = "explicit"
+    kind: BeliefKind = "explicit"
     stance: Optional[Literal["endorses", "corrects", "hedges", "ignores"]] = None
     stance_scores: Optional[StanceScores] = None
     truth: Truth = "unknown"

@@ -305,8 +305,8 @@ def train_judge(out: str | Path, *, rank: int = 16, lr: float = 4e-4, batch_size
     torch.manual_seed(seed)
     train, dev = split(read_items(data_dir))
     if limit:  # a short continuation run: a sample of the corpus, plus every item of the new files it is for
-        kept = [i for i in train if i["id"].startswith(tuple(keep))] if keep else []
-        rest = [i for i in train if not (keep and i["id"].startswith(tuple(keep)))]
+        kept = [i for i in train if i["id"].startswith(tuple(keep))]
+        rest = [i for i in train if not i["id"].startswith(tuple(keep))]
         train = kept + random.Random(seed).sample(rest, min(limit, len(rest)))
     layers = list(layers)
     net = new_net(rank, layers=layers)
