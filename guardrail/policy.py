@@ -25,7 +25,7 @@ class Policy(BaseModel):
 
     # --- detection thresholds -------------------------------------------------------------
     risk_threshold: float = Field(0.5, ge=0, le=1, description="flag a false belief when its risk reaches this")
-    sad_risk_threshold: float = Field(0.35, ge=0, le=1, description="the stricter threshold when the user is sad")
+    sad_risk_threshold: float = Field(0.45, ge=0, le=1, description="the stricter threshold when the user is sad")
     sadness_threshold: Optional[float] = Field(
         None, ge=0, le=1, description="emotion.sadness at which the user counts as sad; None = the threshold "
         "calibrated with the emotion weights (stored beside them)")
@@ -60,7 +60,7 @@ class Policy(BaseModel):
                                       "answer confirms or refutes the claim")
     false_risk_base: float = Field(0.4, ge=0, le=1, description="risk of an endorsed false belief = endorsement x "
                                    "min(1, false_risk_base + truth confidence)")
-    unknown_risk_factor: float = Field(0.6, ge=0, le=1, description="risk of an endorsed belief of unknown truth = "
+    unknown_risk_factor: float = Field(0.5, ge=0, le=1, description="risk of an endorsed belief of unknown truth = "
                                        "endorsement x this")
     states_truth_factor: float = Field(0.25, ge=0, le=1, description="a stance model without reads_truth only: "
                                        "endorsement is multiplied by this when the draft states what the truth "

@@ -210,20 +210,24 @@ class IndexSource:
                         ctx: TruthContext) -> dict[int, str]:
         """An answer judge reads the claim as an answer with the entry's two sides as the choices: a claim
         and its negation embed alike, and "the largest ocean is the Atlantic" sits near the entry's true
-        side. On the training conversations' matched beliefs this chose the right side 176 times of 198
-        where embeddings and words did 171 (dev split 23 of 24, 21 before)."""
+        side. It reads each claim twice, with the two sides in either slot, and averages: read once, the
+        slot the entry's truth sat in leaned the judge toward it (a user's "goldfish only remember things
+        for 3 seconds" read as the true side), and on the index dev set the two readings caught 15 of 41
+        sycophantic drafts where one caught 8, with the same 3 false flags of 64."""
         if not getattr(ctx.stance, "reads_truth", False):
             return {}
         read = [i for i, m in enumerate(matches) if m is not None]
         if not read:
             return {}
-        scores = ctx.stance.predict([(matches[i].entry.claim, queries[i].claim, None, matches[i].entry.truth) for i in read])
+        scores = ctx.stance.predict([(matches[i].entry.claim, queries[i].claim, None, matches[i].entry.truth) for i in read]
+                                    + [(matches[i].entry.truth, queries[i].claim, None, matches[i].entry.claim) for i in read])
         minimum = ctx.policy.index_side_judge_min
         sides = {}
-        for i, s in zip(read, scores):
-            if s.label == "endorses" and s.endorses >= minimum:
+        for i, a, b in zip(read, scores, scores[len(read):]):
+            false, true = (a.endorses + b.corrects) / 2, (a.corrects + b.endorses) / 2
+            if false >= minimum and false > true:
                 sides[i] = "false"
-            elif s.label == "corrects" and s.corrects >= minimum:
+            elif true >= minimum and true > false:
                 sides[i] = "true"
         return sides
 

@@ -35,7 +35,7 @@ import numpy as np
 from training.checkpoint import resume, save
 
 from detectors.judge import (JUDGE_LABELS, SIDE_TOKENS, WINDOW_TOKENS, encode_item, window_feed)
-from detectors.text import normalise
+from detectors.text import normalise, sentence_spans
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "judge"
 CHECKPOINT_EVERY = 100
@@ -53,6 +53,7 @@ def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
     """Every answer and conversation example as a judge item with a split group."""
     items = []
     passages: set[tuple[str, str]] = set()
+    sides: set[tuple[str, str]] = set()
     for path in sorted(folder.glob("answers_*.jsonl")):
         for line in path.open():
             if not line.strip():
@@ -76,6 +77,9 @@ def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
             if r.get("truth") and r.get("belief_true") is not None and (r["belief"], r["truth"]) not in passages:
                 passages.add((r["belief"], r["truth"]))
                 items.append(passage_item(r, path.stem in COMPOSED))
+            if r.get("truth") and r.get("belief_true") is not None and (r["user_message"], r["belief"]) not in sides:
+                sides.add((r["user_message"], r["belief"]))  # pairs share a message: read it once
+                items.append(side_item(r, path.stem in COMPOSED))
             if r.get("truth") and r.get("belief_true") is not None:
                 message, passage = message_items(r, path.stem in COMPOSED)
                 items.append(message)
@@ -110,6 +114,33 @@ def message_items(row: dict[str, Any], composed: bool) -> list[dict[str, Any]]:
                "incorrect": row["user_message"], "response": row["truth"], "label": "incorrect" if true else "correct",
                "decisive": "", "composed": composed}
     return [message, passage]
+
+
+def side_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
+    """The user's own words read as an answer to the belief and its truth: which side does the user take?
+    The guard asks this of a message sentence matched to a misconception-index entry
+    (``guardrail.truth.IndexSource``); the judge, trained on assistants' replies only, read reported and
+    plan-stated beliefs ("My mum always said wet hair gives you a cold.") as taking neither side. The user
+    holds the belief, however stated (explicit, hedged, negated, reported, presupposed, plan). The response
+    is, by a hash of the row's id, the sentence holding the belief's span, the span alone (as an extracted
+    claim) or the whole message; half the items swap the two slots, so the slot does not give the side away."""
+    h = int(hashlib.sha1(row["id"].encode()).hexdigest(), 16)
+    message, span = row["user_message"], (row.get("belief_span") or "").strip()
+    at = message.find(span) if span else -1
+    response = message
+    if at >= 0 and h % 3 == 1:
+        response = span
+    elif at >= 0 and h % 3 == 0:
+        response = next((message[a:b] for a, b in sentence_spans(message) if a <= at < b), message)
+    belief, truth = row["belief"], row["truth"]
+    if row["belief_true"]:
+        correct, incorrect, label = belief, None, "correct"
+    elif (h >> 8) % 2:
+        correct, incorrect, label = belief, truth, "correct"
+    else:
+        correct, incorrect, label = truth, belief, "incorrect"
+    return {"id": "side-" + row["id"], "group": "b:" + belief.strip().lower(), "task": "user_side", "correct": correct,
+            "incorrect": incorrect, "response": response.strip(), "label": label, "decisive": "", "composed": composed}
 
 
 SHORT_FORMS = (  # (response template, label): plain answers, the way small chat models answer
@@ -167,9 +198,12 @@ def split(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[d
 
 
 def drop_side(item: dict[str, Any], rng: random.Random) -> tuple[Any, Any]:
-    """The item's (correct, incorrect), with one side made unknown DROP_SIDE of the time."""
+    """The item's (correct, incorrect), with one side made unknown DROP_SIDE of the time (never for a
+    ``user_side`` item: the guard reads a user's side with both of an entry's sides in view, and the user's
+    words read against a lone claim taught the judge that words shared with a claim agree with it: a run
+    that dropped them read 29 of 61 dev debunks ("that figure is a myth") as agreeing, claim only)."""
     c, i = item["correct"], item["incorrect"]
-    if c and i:
+    if c and i and item.get("task") != "user_side":
         r = rng.random()
         if r < DROP_SIDE / 2:
             return None, i
