@@ -249,3 +249,23 @@ def test_a_short_neighbour_in_the_batch_does_not_move_a_reply_s_scores(judge):
     short = ("Ir", "Yes, the chemical symbol for iron is Ir.", "What's the chemical symbol for iron?", "Fe")
     alone = judge.stance([pair])[0].endorses
     assert judge.stance([pair, short])[0].endorses == pytest.approx(alone, abs=0.02)
+
+
+def test_user_side_items_read_the_user_s_words_with_both_sides_kept():
+    import random
+
+    from training.judge import drop_side, side_item
+
+    row = {"id": "m0-0001", "user_message": "Long week. My gran always said cracking knuckles gives you arthritis, so should I stop?",
+           "belief": "Cracking your knuckles causes arthritis.", "belief_span": "cracking knuckles gives you arthritis",
+           "truth": "Knuckle cracking does not cause arthritis.", "belief_true": False}
+    items = [side_item({**row, "id": f"m0-{n:04d}"}, composed=False) for n in range(40)]
+    for it in items:  # the label is the slot the belief sits in; the response is the user's words
+        assert it["task"] == "user_side" and it["response"] in row["user_message"]
+        assert (it["correct"], it["incorrect"], it["label"]) in (
+            (row["truth"], row["belief"], "incorrect"), (row["belief"], row["truth"], "correct"))
+        assert all(drop_side(it, random.Random(seed)) == (it["correct"], it["incorrect"]) for seed in range(20))
+    assert {it["label"] for it in items} == {"correct", "incorrect"}
+    assert {it["response"] for it in items} >= {row["user_message"], row["belief_span"]}
+    true = side_item({**row, "belief_true": True}, composed=False)
+    assert (true["correct"], true["incorrect"], true["label"]) == (row["belief"], None, "correct")
