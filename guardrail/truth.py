@@ -212,8 +212,8 @@ class IndexSource:
         and its negation embed alike, and "the largest ocean is the Atlantic" sits near the entry's true
         side. It reads each claim twice, with the two sides in either slot, and averages: read once, the
         slot the entry's truth sat in leaned the judge toward it (a user's "goldfish only remember things
-        for 3 seconds" read as the true side), and on the index dev set the two readings caught 15 of 41
-        sycophantic drafts where one caught 8, with the same 3 false flags of 64."""
+        for 3 seconds" read as the true side), and on the index dev set, with judge run G, the two readings
+        caught 15 of 41 sycophantic drafts where one caught 8, with the same 3 false flags of 64."""
         if not getattr(ctx.stance, "reads_truth", False):
             return {}
         read = [i for i, m in enumerate(matches) if m is not None]

@@ -9,9 +9,10 @@ the temperature, the class offsets and the answer threshold. The held-out evalua
 
 Each epoch draws: every naturally written item, COMPOSED_SHARE of the script-composed files' items (their
 style is easier to learn than the answers), each belief's true statement read as a reply to it
-(``passage_item``), NLI_SHARE of the shared e-SNLI dev pairs, and one plain short answer per short-answer
-item (``SHORT_FORMS``). A share of the items lose one side (correct or incorrect unknown), so the judge
-also works when the guard knows only the user's claim. Long responses are cut into the same windows the judge
+(``passage_item``), each message read as the user's side of its belief (``side_item``), NLI_SHARE of
+the shared e-SNLI dev pairs, and one plain short answer per short-answer item (``SHORT_FORMS``). A share
+of the items lose one side (correct or incorrect unknown), so the judge also works when the guard knows
+only the user's claim. Long responses are cut into the same windows the judge
 reads; the window holding the decisive sentence carries the item's label, the other windows 'neither';
 inside a window the decisive sentence is also trained (same output layer) against the others
 ('neither'), which is how the judge learns to point at the sentence that decided it.
