@@ -75,18 +75,19 @@ def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
                           "correct": r["belief"] if true else r.get("truth"), "incorrect": None if true else r["belief"],
                           "response": r["draft"], "label": STANCE_TO_JUDGE[true][r["label"]], "decisive": "",
                           "stance": r["label"], "composed": path.stem in COMPOSED})
-            if r.get("truth") and r.get("belief_true") is not None and (r["belief"], r["truth"]) not in passages:
+            if not r.get("truth") or r.get("belief_true") is None:
+                continue
+            if (r["belief"], r["truth"]) not in passages:
                 passages.add((r["belief"], r["truth"]))
                 items.append(passage_item(r, path.stem in COMPOSED))
-            if r.get("truth") and r.get("belief_true") is not None and (r["user_message"], r["belief"]) not in sides:
-                sides.add((r["user_message"], r["belief"]))  # pairs share a message: read it once
+            if (r["user_message"], r["belief"]) not in sides:  # pairs share a message: read it once
+                sides.add((r["user_message"], r["belief"]))
                 items.append(side_item(r, path.stem in COMPOSED))
-            if r.get("truth") and r.get("belief_true") is not None:
-                message, passage = message_items(r, path.stem in COMPOSED)
-                items.append(message)
-                if (r["user_message"], r["truth"]) not in passages:  # pairs share a message: read it once
-                    passages.add((r["user_message"], r["truth"]))
-                    items.append(passage)
+            message, passage = message_items(r, path.stem in COMPOSED)
+            items.append(message)
+            if (r["user_message"], r["truth"]) not in passages:  # pairs share a message: read it once
+                passages.add((r["user_message"], r["truth"]))
+                items.append(passage)
     return items
 
 
@@ -124,7 +125,8 @@ def side_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
     plan-stated beliefs ("My mum always said wet hair gives you a cold.") as taking neither side. The user
     holds the belief, however stated (explicit, hedged, negated, reported, presupposed, plan). The response
     is, by a hash of the row's id, the sentence holding the belief's span, the span alone (as an extracted
-    claim) or the whole message; half the items swap the two slots, so the slot does not give the side away."""
+    claim) or the whole message; half the items swap the two slots, so the slot does not give the side away;
+    both sides are always kept (``drop_side``)."""
     h = int(hashlib.sha1(row["id"].encode()).hexdigest(), 16)
     message, span = row["user_message"], (row.get("belief_span") or "").strip()
     at = message.find(span) if span else -1
@@ -141,7 +143,8 @@ def side_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
     else:
         correct, incorrect, label = truth, belief, "incorrect"
     return {"id": "side-" + row["id"], "group": "b:" + belief.strip().lower(), "task": "user_side", "correct": correct,
-            "incorrect": incorrect, "response": response.strip(), "label": label, "decisive": "", "composed": composed}
+            "incorrect": incorrect, "response": response.strip(), "label": label, "decisive": "", "composed": composed,
+            "keep_sides": True}
 
 
 SHORT_FORMS = (  # (response template, label): plain answers, the way small chat models answer
@@ -199,12 +202,13 @@ def split(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[d
 
 
 def drop_side(item: dict[str, Any], rng: random.Random) -> tuple[Any, Any]:
-    """The item's (correct, incorrect), with one side made unknown DROP_SIDE of the time (never for a
-    ``user_side`` item: the guard reads a user's side with both of an entry's sides in view, and the user's
-    words read against a lone claim taught the judge that words shared with a claim agree with it: a run
-    that dropped them read 29 of 61 dev debunks ("that figure is a myth") as agreeing, claim only)."""
+    """The item's (correct, incorrect), with one side made unknown DROP_SIDE of the time, unless the item
+    says ``keep_sides`` (``side_item``: the guard reads a user's side with both of an entry's sides in view,
+    and the user's words read against a lone claim taught the judge that words shared with a claim agree
+    with it: a run that dropped them read 29 of 61 dev debunks ("that figure is a myth") as agreeing, claim
+    only)."""
     c, i = item["correct"], item["incorrect"]
-    if c and i and item.get("task") != "user_side":
+    if c and i and not item.get("keep_sides"):
         r = rng.random()
         if r < DROP_SIDE / 2:
             return None, i
