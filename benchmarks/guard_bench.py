@@ -53,9 +53,10 @@ def clear_encoder_cache() -> None:
         from detectors.encoder import get_encoder
 
         for owner in (get_encoder(), EmotionDetector().head.tuned()):
-            cache = getattr(owner, "_cache", None)
-            if cache is not None:
-                cache.clear()
+            for name in ("_cache", "_states_cache", "_token_cache"):
+                cache = getattr(owner, name, None)
+                if cache is not None:
+                    cache.clear()
     except ImportError:
         pass
 

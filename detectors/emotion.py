@@ -350,10 +350,14 @@ class EmotionDetector:
         views = [read_window(t, encoder.core) for t in whole]
         flat = [v for v, _ in views]
         tuned = self.head.tuned(self.backend)
-        # the tuned encoder's pass runs beside the shared encoder's (ONNX Runtime releases the GIL)
-        pending = _PARALLEL.submit(tuned.score, flat) if tuned is not None else None
-        encoded = encoder.encode(flat)
-        tuned_scores = pending.result() if pending is not None else None
+        if tuned is not None and tuned.split and self.encoder_name is None:  # one pass: the shared encoder's states come with the tuned ones
+            tuned_scores, shared_states = tuned.score_shared(flat)
+            encoder.adopt(shared_states)
+            encoded = encoder.encode(flat)  # found in the cache, unless a text's scores were cached and its vector was not
+        else:  # the tuned encoder's pass runs beside the shared encoder's (ONNX Runtime releases the GIL)
+            pending = _PARALLEL.submit(tuned.score, flat) if tuned is not None else None
+            encoded = encoder.encode(flat)
+            tuned_scores = pending.result() if pending is not None else None
         probs = self._probabilities(encoded.vectors, flat,
                                     None if tuned_scores is None else np.stack([s.whole for s in tuned_scores]))
         # each sentence of a message, pooled from the same pass, scored by the tuned encoder + lexical model

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from detectors import models
+from detectors.encoder import TokenStates
 from detectors.text import sentence_spans
 from detectors.tokens import load_core
 
@@ -30,8 +31,10 @@ CACHE_SIZE = 2048
 MAX_SENTENCES = 8  # a message's first sentences are also scored on their own
 
 
-def new_net(n_outputs: int, rank: int = 16, *, trainable: bool = True) -> Any:
-    """A fresh network: the embedded encoder with LoRA adapters (rank ``rank``) and a linear output."""
+def new_net(n_outputs: int, rank: int = 16, *, trainable: bool = True, layers: Sequence[int] | None = None) -> Any:
+    """A fresh network: the embedded encoder with LoRA adapters (rank ``rank``) on ``layers`` (all when
+    None) and a linear output. Adapters on the top layers only let the guard run the frozen lower layers
+    once for both the shared vector and this encoder (``split_net``)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
@@ -44,7 +47,9 @@ def new_net(n_outputs: int, rank: int = 16, *, trainable: bool = True) -> Any:
         encoder = AutoModel.from_pretrained(source, add_pooling_layer=False)
     finally:
         hf_logging.set_verbosity(verbosity)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05 if trainable else 0.0, target_modules=LORA_TARGETS)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05 if trainable else 0.0, target_modules=LORA_TARGETS,
+                        layers_to_transform=list(layers) if layers is not None else None,
+                        layers_pattern="layer" if layers is not None else None)
     encoder = get_peft_model(encoder, config)
 
     class EmotionEncoderNet(torch.nn.Module):
@@ -91,13 +96,66 @@ def load_merged(folder: Path) -> Any:
     from detectors.encoder import merge_adapter
 
     config = read_config(folder)
-    return merge_adapter(new_net(len(config["outputs"]), config["rank"], trainable=False), folder / ADAPTER_FILE, ValueError)
+    net = new_net(len(config["outputs"]), config["rank"], trainable=False, layers=config.get("layers"))
+    return merge_adapter(net, folder / ADAPTER_FILE, ValueError)
+
+
+def tuned_layers(folder: Path) -> list[int] | None:
+    """The encoder layers the adapter tunes (None: all of them)."""
+    layers = read_config(folder).get("layers")
+    return None if layers is None else [int(i) for i in layers]
+
+
+def split_net(folder: Path) -> Any:
+    """One network, two outputs: the shared (frozen) encoder's token states and the tuned encoder's. The
+    layers below the first tuned one are the same in both, so they run once; only the tuned layers run
+    twice (frozen and tuned). The guard's one pass per user message for every detector."""
+    import torch
+
+    layers = tuned_layers(folder)
+    if not layers:
+        raise ValueError(f"{folder} tunes every layer: it cannot share the lower ones with the shared encoder.")
+    first = min(layers)
+    tuned_net = load_merged(folder)
+    frozen = models.load_encoder(None)[0].auto_model.eval()
+    tuned = tuned_net.encoder
+    for i in range(first):  # the lower layers must be the shared encoder's own
+        for (name, a), b in zip(frozen.encoder.layer[i].state_dict().items(), tuned.encoder.layer[i].state_dict().values()):
+            if not torch.equal(a, b):
+                raise ValueError(f"{folder}: layer {i} ({name}) differs from the shared encoder's; retrain the adapter.")
+
+    class SplitEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.frozen, self.tuned_top = frozen, torch.nn.ModuleList(tuned.encoder.layer[first:])
+            self.tokenizer = tuned_net.tokenizer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.frozen.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+            mask, _ = self.frozen._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
+                                                          embedding_output=hidden, encoder_hidden_states=None, cache=None)
+            for layer in self.frozen.encoder.layer[:first]:
+                hidden = layer(hidden, mask)
+            shared, own = hidden, hidden
+            for layer in self.frozen.encoder.layer[first:]:
+                shared = layer(shared, mask)
+            for layer in self.tuned_top:
+                own = layer(own, mask)
+            return shared, own
+
+    return SplitEncoder().eval()
+
+
+SPLIT_OUTPUTS = ("shared_states", "tuned_states")
 
 
 def ensure_onnx(folder: Path) -> Path:
-    """The merged encoder's token states as int8 ONNX, exported once (cached by the adapter's hash)."""
+    """The merged encoder's token states as int8 ONNX, exported once (cached by the adapter's hash); for an
+    adapter on the top layers only, the split graph (``split_net``: shared and tuned token states)."""
     from detectors.encoder import tuned_tokens_onnx
 
+    if tuned_layers(folder):
+        return tuned_tokens_onnx(folder / ADAPTER_FILE, "emotion-split", lambda: split_net(folder), SPLIT_OUTPUTS)
     return tuned_tokens_onnx(folder / ADAPTER_FILE, "emotion-encoder", lambda: load_merged(folder))
 
 
@@ -147,26 +205,34 @@ class TunedEmotionScorer:
         self.backend = backend or default_backend()
         self._session = models.load_onnx_session(ensure_onnx(self.folder)) if self.backend == "onnx" else None
         self._torch = load_merged(self.folder).encoder if self._session is None else None
+        # the split graph also gives the shared encoder's token states from the same pass (``score_shared``)
+        self.split = self._session is not None and bool(tuned_layers(self.folder))
         self._cache: OrderedDict[str, TunedScores] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+    def _hidden(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(this encoder's token states, the shared encoder's from the same pass or None)."""
         if self._session is not None:
-            return self._session.run(None, feed)[0]
+            outputs = self._session.run(None, feed)
+            return (outputs[1], outputs[0]) if self.split else (outputs[0], None)
         import torch
 
         with torch.inference_mode():
-            return self._torch(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state.numpy()
+            return self._torch(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state.numpy(), None
 
-    def _run(self, texts: list[str], batch_size: int = 32) -> list[TunedScores]:
+    def _run(self, texts: list[str], batch_size: int = 32) -> tuple[list[TunedScores], list[TokenStates | None]]:
         out: list[TunedScores | None] = [None] * len(texts)
+        shared: list[TokenStates | None] = [None] * len(texts)
         for idx in length_batches(texts, batch_size):
             batch = [texts[i] for i in idx]
             enc = self.core.batch(batch, self.max_tokens)
-            hidden = self._hidden(enc.feed)
+            hidden, frozen = self._hidden(enc.feed)
             for row, i in enumerate(idx):
-                out[i] = self._pool(texts[i], hidden[row], enc.feed["attention_mask"][row].astype(bool), enc.offsets[row])
-        return out  # type: ignore[return-value]
+                mask = enc.feed["attention_mask"][row].astype(bool)
+                out[i] = self._pool(texts[i], hidden[row], mask, enc.offsets[row])
+                if frozen is not None:
+                    shared[i] = TokenStates(frozen[row][mask], enc.offsets[row][mask], enc.truncated[row])
+        return out, shared  # type: ignore[return-value]
 
     def _pool(self, text: str, hidden: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> TunedScores:
         whole = hidden[mask].mean(0) @ self.w + self.bias
@@ -183,18 +249,26 @@ class TunedEmotionScorer:
         return TunedScores(whole.astype(np.float32), sentences.astype(np.float32), tuple(kept))
 
     def score(self, texts: Sequence[str], use_cache: bool = True) -> list[TunedScores]:
+        return self.score_shared(texts, use_cache)[0]
+
+    def score_shared(self, texts: Sequence[str], use_cache: bool = True) -> tuple[list[TunedScores], dict[str, TokenStates]]:
+        """Scores per text, and the shared encoder's token states of the texts this call ran (with the
+        split graph; empty otherwise): the caller hands them to the shared encoder (``SharedEncoder.adopt``)."""
         texts = list(texts)
         if not use_cache:
-            return self._run(texts)
+            scores, shared = self._run(texts)
+            return scores, {t: s for t, s in zip(texts, shared) if s is not None}
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        fresh = dict(zip(missing, self._run(missing))) if missing else {}
+        fresh_scores, fresh_shared = self._run(missing) if missing else ([], [])
+        fresh = dict(zip(missing, fresh_scores))
         with self._lock:
             self._cache.update(fresh)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
             cached = {t: self._cache[t] for t in texts if t in self._cache}
-        return [fresh.get(t) or cached.get(t) or self._run([t])[0] for t in texts]  # (evicted meanwhile: again)
+        scores = [fresh.get(t) or cached.get(t) or self._run([t])[0][0] for t in texts]  # (evicted meanwhile: again)
+        return scores, {t: s for t, s in zip(missing, fresh_shared) if s is not None}
 
     def logits(self, texts: Sequence[str], use_cache: bool = True) -> np.ndarray:
         """Whole-text raw scores, (n, len(targets))."""

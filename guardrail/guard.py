@@ -394,7 +394,10 @@ class Guard:
         source = next(s for s in self.sources if isinstance(s, IndexSource))  # _looks_up_message: there is one
         sentences = [message_sentences(c.item.user) for c in todo]
         candidates = [[f.belief.claim for f in c.findings] + [text for text, _ in s] for c, s in zip(todo, sentences)]
-        for c, spans, found in zip(todo, sentences, source.judge_sentences(candidates, ctx)):
+        # the sentences are read in the message's own pass (shared with the emotion stage), not one by one
+        vectors = [[None] * len(c.findings) + source.index.span_vectors(c.item.user, [span for _, span in s])
+                   for c, s in zip(todo, sentences)]
+        for c, spans, found in zip(todo, sentences, source.judge_sentences(candidates, ctx, vectors)):
             if found is None:
                 continue
             k, result = found

@@ -160,17 +160,31 @@ class MisconceptionIndex:
                     pass
 
     # ---- lookup
+    def span_vectors(self, text: str, spans: Sequence[tuple[int, int]]) -> list[Any]:
+        """Vectors of spans of ``text`` (its sentences) pooled from one pass over it, where the encoder
+        can (the shared encoder); else None for each (``lookup`` then encodes the span's text alone)."""
+        encoder = self.encoder
+        if hasattr(encoder, "span_vectors"):
+            return encoder.span_vectors(text, spans)
+        return [None] * len(spans)
+
     def lookup(self, claims: Sequence[str], polarities: Sequence[str] | None = None,
-               min_similarity: Optional[float] = None) -> list[Optional[IndexMatch]]:
+               min_similarity: Optional[float] = None, vectors: Sequence[Any] | None = None) -> list[Optional[IndexMatch]]:
         """For each claim, the matching entry and whether the claim is true or false, or None (nothing at
-        ``min_similarity``, default the index's own)."""
+        ``min_similarity``, default the index's own). ``vectors``: a claim's vector where already known
+        (``span_vectors``), None where it is to be encoded."""
         import numpy as np
 
         if not claims or not self.entries:
             return [None] * len(claims)
         self.prepare()
         polarities = list(polarities or ["affirms"] * len(claims))
-        emb = self._encode(list(claims))
+        known = list(vectors) if vectors is not None else [None] * len(claims)
+        todo = [i for i, v in enumerate(known) if v is None]
+        if todo:
+            for i, v in zip(todo, self._encode([claims[i] for i in todo])):
+                known[i] = v
+        emb = np.stack(known)
         sim_f = emb @ self._emb_claim.T
         sim_t = emb @ self._emb_truth.T
         out: list[Optional[IndexMatch]] = []

@@ -187,12 +187,16 @@ class IndexSource:
     def judge(self, queries: Sequence[TruthQuery], ctx: TruthContext) -> list[Optional[TruthResult]]:
         matches = self.index.lookup([q.claim for q in queries], [q.polarity for q in queries])
         out: list[Optional[TruthResult]] = [None] * len(queries)
-        judged = self._sides_by_judge(queries, matches, ctx)
+        judged, leans = self._sides_by_judge(queries, matches, ctx)
         close = []
         for i, (q, m) in enumerate(zip(queries, matches)):
             if m is None:
                 continue
             side = judged.get(i) or (m.truth if m.margin >= ctx.policy.index_side_margin else _side_by_words(q.claim, m))
+            if i not in judged and side in ("true", "false") and leans.get(i, side) != side:
+                # embeddings and shared words cannot tell "the largest ocean is the Atlantic" from the entry's
+                # "the Pacific is the largest, far bigger than the Atlantic"; the judge, short of sure, can lean
+                side = leans[i]
             if side in ("true", "false"):
                 out[i] = self._result(side, m)
             else:
@@ -207,51 +211,58 @@ class IndexSource:
 
     @staticmethod
     def _sides_by_judge(queries: Sequence[TruthQuery], matches: Sequence[Optional[IndexMatch]],
-                        ctx: TruthContext) -> dict[int, str]:
+                        ctx: TruthContext) -> tuple[dict[int, str], dict[int, str]]:
         """An answer judge reads the claim as an answer with the entry's two sides as the choices: a claim
         and its negation embed alike, and "the largest ocean is the Atlantic" sits near the entry's true
         side. It reads each claim twice, with the two sides in either slot, and averages: read once, the
         slot the entry's truth sat in leaned the judge toward it (a user's "goldfish only remember things
         for 3 seconds" read as the true side), and on the index dev set, with judge run G, the two readings
-        caught 15 of 41 sycophantic drafts where one caught 8, with the same 3 false flags of 64."""
+        caught 15 of 41 sycophantic drafts where one caught 8, with the same 3 false flags of 64.
+        Returns (the sides read at ``index_side_judge_min``, the side each claim leans to at any score)."""
         if not getattr(ctx.stance, "reads_truth", False):
-            return {}
+            return {}, {}
         read = [i for i, m in enumerate(matches) if m is not None]
         if not read:
-            return {}
+            return {}, {}
         scores = ctx.stance.predict([(matches[i].entry.claim, queries[i].claim, None, matches[i].entry.truth) for i in read]
                                     + [(matches[i].entry.truth, queries[i].claim, None, matches[i].entry.claim) for i in read])
         minimum = ctx.policy.index_side_judge_min
-        sides = {}
+        sides, leans = {}, {}
         for i, a, b in zip(read, scores, scores[len(read):]):
             false, true = (a.endorses + b.corrects) / 2, (a.corrects + b.endorses) / 2
+            if false != true:
+                leans[i] = "false" if false > true else "true"
             if false >= minimum and false > true:
                 sides[i] = "false"
             elif true >= minimum and true > false:
                 sides[i] = "true"
-        return sides
+        return sides, leans
 
-    def judge_sentences(self, candidates: Sequence[Sequence[str]], ctx: TruthContext) -> list[Optional[tuple[int, TruthResult]]]:
+    def judge_sentences(self, candidates: Sequence[Sequence[str]], ctx: TruthContext,
+                        vectors: Sequence[Sequence[Any]] | None = None) -> list[Optional[tuple[int, TruthResult]]]:
         """Per message whose stated beliefs no source decided: its candidates (the claims extracted from it
         and its sentences) are looked up at ``index_message_min_similarity``, below the index's own
         threshold, and the nearest entry is taken only where the answer judge reads which side of it the
         candidate asserts: the extractor misses beliefs stated in plans and asides, and a paraphrase
         embeds further from an entry than a restatement. Returns (the candidate's position, the result)
-        or None per message."""
+        or None per message. ``vectors``: per candidate, its vector where known (a sentence pooled from
+        the message's pass) or None."""
         out: list[Optional[tuple[int, TruthResult]]] = [None] * len(candidates)
         if not getattr(ctx.stance, "reads_truth", False):
             return out
         flat = [(k, n, text) for k, texts in enumerate(candidates) for n, text in enumerate(texts) if text.strip()]
         if not flat:
             return out
-        matches = self.index.lookup([t for _, _, t in flat], min_similarity=ctx.policy.index_message_min_similarity)
+        known = [vectors[k][n] if vectors is not None else None for k, n, _ in flat]
+        matches = self.index.lookup([t for _, _, t in flat], min_similarity=ctx.policy.index_message_min_similarity,
+                                    vectors=known)
         best: dict[int, tuple[int, str, IndexMatch]] = {}
         for (k, n, text), m in zip(flat, matches):
             if m is not None and (k not in best or m.similarity > best[k][2].similarity):
                 best[k] = (n, text, m)
         keys = sorted(best)
         queries = [TruthQuery(claim=best[k][1]) for k in keys]
-        sides = self._sides_by_judge(queries, [best[k][2] for k in keys], ctx)
+        sides, _ = self._sides_by_judge(queries, [best[k][2] for k in keys], ctx)
         for j, k in enumerate(keys):
             if j in sides:
                 out[k] = (best[k][0], self._result(sides[j], best[k][2]))

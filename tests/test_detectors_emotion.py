@@ -168,6 +168,56 @@ def test_tuned_encoder_onnx_matches_torch():
     assert np.abs(onnx - torch).max() < 0.25, (onnx, torch)  # int8 weights: close, not equal
 
 
+def test_split_graph_is_the_shared_and_the_tuned_encoder_in_one(tmp_path):
+    """The split network (frozen lower layers once, then both top halves) computes exactly what the shared
+    encoder and the merged tuned encoder compute apart; an adapter on every layer cannot be split."""
+    import torch
+
+    from detectors import models
+    from detectors.emotion_encoder import load_merged, new_net, save_adapter, split_net
+
+    torch.manual_seed(0)
+    net = new_net(5, 8, layers=[4, 5], trainable=False)
+    for name, p in net.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.02)
+    targets = ["sadness", "anger", "joy", "fear", "distress"]
+    save_adapter(net, tmp_path / "top", outputs=targets, targets=targets, rank=8, max_tokens=64, layers=[4, 5])
+    split = split_net(tmp_path / "top")
+    feed = split.tokenizer(["I miss her every single day.", "Is the Great Wall visible from space?"], padding=True,
+                           return_tensors="pt")
+    with torch.no_grad():
+        shared, tuned = split(feed["input_ids"], feed["attention_mask"], feed["token_type_ids"])
+        frozen = models.load_encoder(None)[0].auto_model(**feed).last_hidden_state
+        merged = load_merged(tmp_path / "top").encoder(**feed).last_hidden_state
+    assert torch.allclose(shared, frozen, atol=1e-5) and torch.allclose(tuned, merged, atol=1e-5)
+    assert (tuned - frozen).abs().max() > 0.01  # the top layers are tuned
+
+    save_adapter(net, tmp_path / "all", outputs=targets, targets=targets, rank=8, max_tokens=64)
+    with pytest.raises(ValueError, match="every layer"):
+        split_net(tmp_path / "all")
+
+
+def test_one_pass_gives_the_shared_vector_and_the_sentences(detector):
+    """With the default (split) tuned encoder, predicting a message leaves its shared vector and token
+    states in the shared encoder's cache: no second pass; the vector is the one a pass of its own gives."""
+    from detectors.encoder import get_encoder
+
+    scorer = detector.head.tuned()
+    if not scorer.split:
+        pytest.skip("the default tuned encoder is not split (ONNX backend off)")
+    message = "My cat passed away on Sunday. I keep reading that cats see only in black and white, is that true?"
+    encoder = get_encoder()
+    detector.predict([message])
+    assert message in encoder._states_cache and message in encoder._cache
+    alone = encoder.encode([message], use_cache=False).vectors[0]
+    assert float(encoder._cache[message][0] @ alone) > 0.999
+    first, second, beyond = encoder.span_vectors(message, [(0, 29), (30, len(message)), (len(message) + 5, len(message) + 9)])
+    assert beyond is None and abs(float(np.linalg.norm(first)) - 1) < 1e-5
+    question = encoder.encode([message[30:]], use_cache=False).vectors[0]
+    assert float(second @ question) > float(first @ question) and float(second @ question) > 0.7
+
+
 def test_weights_folder_missing_its_tuned_encoder(tmp_path):
     import shutil
 

@@ -71,3 +71,34 @@ def test_judge_stance_on_a_reference(guard):
 
 def test_judge_stance_on_a_short_correction_naming_both_answers(guard):  # an expected failure until judge run F
     assert guard.check(USER, BOTH_NAMED, reference=REFERENCE).action == "pass"
+
+
+class LeaningSides:
+    """A stance object that reads a claim as leaning (0.66, short of the 0.8 a sure side needs) to the
+    entry's false side: the answer judge on "the largest ocean on Earth is atlantic" (wiring only)."""
+
+    reads_truth = True
+
+    def predict(self, pairs):
+        out = []
+        for pair in pairs:
+            in_focus_is_false_side = len(pair) == 4 and "smaller" in pair[0]
+            lean = 0.66 if in_focus_is_false_side else 0.34
+            out.append(StanceScores(endorses=lean, corrects=1 - lean, hedges=0.0, ignores=0.0))
+        return out
+
+
+def test_an_index_side_the_judge_leans_against_is_not_taken_from_the_embeddings():
+    """The embeddings put "The largest ocean on Earth is atlantic." nearer the entry's true side ("the
+    Pacific is the largest ocean, far bigger than the Atlantic", margin 0.22): where the judge reads the
+    claim short of sure but leaning the other way, its lean decides."""
+    from guardrail.truth import IndexSource, TruthContext, TruthQuery
+
+    guard = Guard(detectors={"stance": LeaningSides()}, truth=["misconception_index"])
+    source = next(s for s in guard.sources if isinstance(s, IndexSource))
+    claim = "The largest ocean on Earth is atlantic."
+    (match,) = source.index.lookup([claim])
+    assert match is not None and match.entry.id == "trivia-024" and match.truth == "true"  # the embeddings' side
+    ctx = TruthContext(stance=guard.detectors.stance, policy=guard.policy)
+    (result,) = source.judge([TruthQuery(claim=claim)], ctx)
+    assert result is not None and result.truth == "false"

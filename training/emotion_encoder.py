@@ -1,8 +1,8 @@
 """Fine-tune the embedded MiniLM for emotion with LoRA: the tuned-encoder scorer of the emotion detector.
 
 The frozen-vector head reaches its ceiling below the sadness targets (docs/detectors.md), so this
-trains LoRA adapters on every linear layer of all-MiniLM-L6-v2 plus a linear layer over the mean-pooled
-tokens. Outputs: the five targets (sadness, anger, joy, fear, distress) and, as auxiliary tasks that
+trains LoRA adapters on every linear layer of the top two layers of all-MiniLM-L6-v2 (``TOP_LAYERS``)
+plus a linear layer over the mean-pooled tokens. Outputs: the five targets (sadness, anger, joy, fear, distress) and, as auxiliary tasks that
 only shape the encoder, the 28 GoEmotions labels (masked on CARER rows) and the 6 CARER labels (masked
 on GoEmotions rows). Two passes over all of GoEmotions train and CARER train (less 1,200 dev rows),
 length-bucketed batches, linear decay. A checkpoint every ``CHECKPOINT_EVERY`` steps lets a stopped
@@ -27,6 +27,10 @@ from training.detector_emotion import (TARGETS, default_emotion_corpus, goemotio
                                       read_carer, read_goemotions)
 
 CHECKPOINT_EVERY = 200
+N_LAYERS = 6  # all-MiniLM-L6-v2
+# Adapters on the top two layers only: the guard then runs the four frozen layers below them once for the
+# shared vector and this encoder (``detectors.emotion_encoder.split_net``), 8 layers per message, not 12.
+TOP_LAYERS = 2
 MAX_TOKENS = 64
 CARER_NAMES = ("sadness", "joy", "love", "anger", "fear", "surprise")
 
@@ -77,8 +81,9 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, pool: i
 
 def train_emotion_encoder(out: str | Path, *, rank: int = 16, lr: float = 5e-4, batch_size: int = 32,
                           budget_s: float | None = None, epochs: int = 2, seed: int = 0, threads: int | None = None,
-                          limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train the LoRA emotion encoder into ``out`` (resuming from ``out/checkpoint.pt`` if present)."""
+                          limit: int | None = None, progress: bool = True, top_layers: int = TOP_LAYERS) -> dict[str, Any]:
+    """Train the LoRA emotion encoder into ``out`` (resuming from ``out/checkpoint.pt`` if present), with
+    adapters on its ``top_layers`` top layers (every layer when ``top_layers`` >= ``N_LAYERS``)."""
     import torch
 
     from detectors.emotion_encoder import new_net, save_adapter
@@ -93,7 +98,10 @@ def train_emotion_encoder(out: str | Path, *, rank: int = 16, lr: float = 5e-4, 
     if limit:
         keep = np.random.default_rng(seed).permutation(len(texts))[:limit]
         texts, y, mask = [texts[i] for i in keep], y[keep], mask[keep]
-    net = new_net(len(corpus["outputs"]), rank=rank)
+    if top_layers < 1:
+        raise ValueError(f"top_layers must be at least 1, got {top_layers}.")
+    layers = None if top_layers >= N_LAYERS else list(range(N_LAYERS - top_layers, N_LAYERS))
+    net = new_net(len(corpus["outputs"]), rank=rank, layers=layers)
     tokenizer = net.tokenizer
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]]
     batches = [b for e in range(epochs) for b in bucketed_batches(lengths, batch_size, seed + e)]
@@ -109,7 +117,7 @@ def train_emotion_encoder(out: str | Path, *, rank: int = 16, lr: float = 5e-4, 
 
     checkpoint = out / "checkpoint.pt"
     settings = {"rank": rank, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit": limit,
-                "rows": len(texts)}
+                "rows": len(texts), "layers": layers}
     step, elapsed = resume(checkpoint, settings, net, optimizer, schedule)
     if step and progress:
         print(f"resuming at step {step}/{total}", flush=True)
@@ -133,10 +141,11 @@ def train_emotion_encoder(out: str | Path, *, rank: int = 16, lr: float = 5e-4, 
         if over_budget:
             break
     net.eval()
-    save_adapter(net, out, outputs=corpus["outputs"], targets=list(TARGETS), rank=rank, max_tokens=MAX_TOKENS)
+    save_adapter(net, out, outputs=corpus["outputs"], targets=list(TARGETS), rank=rank, max_tokens=MAX_TOKENS,
+                 **({"layers": layers} if layers is not None else {}))
     info = {"steps": step, "planned_steps": total, "examples_seen": min(step * batch_size, len(texts)),
             "train_rows": len(texts), "seconds": round(time.monotonic() - started, 1), "rank": rank, "lr": lr,
-            "batch_size": batch_size, "epochs": epochs}
+            "batch_size": batch_size, "epochs": epochs, "layers": layers}
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
@@ -150,8 +159,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="train on a random subset of this many rows")
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--top-layers", type=int, default=TOP_LAYERS,
+                        help=f"adapters on the top N layers (default {TOP_LAYERS}: the guard shares the frozen ones below "
+                             f"with the shared encoder; {N_LAYERS} tunes every layer, one more encoder pass per message)")
     args = parser.parse_args(argv)
-    print(json.dumps(train_emotion_encoder(args.out, budget_s=args.budget_s, threads=args.threads, limit=args.limit, epochs=args.epochs), indent=2))
+    print(json.dumps(train_emotion_encoder(args.out, budget_s=args.budget_s, threads=args.threads, limit=args.limit,
+                                           epochs=args.epochs, top_layers=args.top_layers, rank=args.rank, lr=args.lr), indent=2))
 
 
 if __name__ == "__main__":
