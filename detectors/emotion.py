@@ -84,6 +84,7 @@ class _Head:
         elif "tuned_weight" in arrays:
             self.sadness_threshold = float(self.config.get("fast_sadness_threshold", 0.5))
         self.tuned_folder = folder / TUNED_DIR if self.d is not None else None
+        self._scorers: dict[str | None, TunedEmotionScorer] = {}
         if self.tuned_folder is not None and not (self.tuned_folder / ADAPTER_FILE).is_file():
             raise WeightsError(f"{folder} stacks a tuned encoder but {self.tuned_folder / ADAPTER_FILE} is missing: "
                                f"copy the folder whole, or retrain it.")
@@ -97,6 +98,8 @@ class _Head:
         """The LoRA-tuned encoder stacked into this head, if it has one (loaded once per process)."""
         if self.tuned_folder is None:
             return None
+        if backend in self._scorers:  # asked at every predict: skip the path resolving of the process cache's key
+            return self._scorers[backend]
         folder = self.tuned_folder
 
         def build() -> TunedEmotionScorer:
@@ -105,7 +108,9 @@ class _Head:
                 raise WeightsError(f"{folder} scores {scorer.targets}, the head {self.targets}: retrain them together.")
             return scorer
 
-        return models.cached_object(("emotion-tuned", str(folder.resolve()), str(backend)), build)
+        scorer = models.cached_object(("emotion-tuned", str(folder.resolve()), str(backend)), build)
+        self._scorers[backend] = scorer
+        return scorer
 
     def sentence_probabilities(self, texts: Sequence[str], tuned_logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of single sentences from the lexical model and the tuned encoder only
