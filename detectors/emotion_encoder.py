@@ -28,7 +28,7 @@ ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "adapter.json"
 KIND = "emotion-lora-encoder"
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 CACHE_SIZE = 2048
-MAX_SENTENCES = 8  # a message's first sentences are also scored on their own
+MAX_SENTENCES = 8  # a message's first four and last four sentences are also scored on their own
 
 
 def new_net(n_outputs: int, rank: int = 16, *, trainable: bool = True, layers: Sequence[int] | None = None) -> Any:
@@ -237,7 +237,9 @@ class TunedEmotionScorer:
     def _pool(self, text: str, hidden: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> TunedScores:
         whole = hidden[mask].mean(0) @ self.w + self.bias
         spans = sentence_spans(text)
-        spans = spans[:MAX_SENTENCES] if len(spans) > 1 else []
+        if len(spans) > MAX_SENTENCES:  # a long message's opening and its close: where grief is said
+            spans = spans[: MAX_SENTENCES // 2] + spans[-(MAX_SENTENCES - MAX_SENTENCES // 2):]
+        spans = spans if len(spans) > 1 else []
         special = mask & (offsets[:, 1] == 0)
         vectors, kept = [], []
         for a, b in spans:

@@ -196,15 +196,17 @@ Three scorers stacked per output (sadness, anger, joy, fear, distress):
 - a word uni/bigram TF-IDF logistic regression (30,000 terms, sublinear tf, balanced classes),
   `lexical.npz` (vocabulary, idf, coefficients; run in numpy, no sklearn at run time);
 - a LoRA-tuned copy of the encoder, `tuned/` (`python -m training.emotion_encoder`): rank-16 adapters on
-  every linear layer and a linear output over the mean-pooled tokens, trained for two passes over all
-  GoEmotions train rows and the CARER train rows outside dev, with the 28 GoEmotions and 6 CARER labels
-  as auxiliary outputs; merged into the encoder and exported to int8 ONNX at first use.
+  every linear layer of the top two layers (`layers` in `tuned/adapter.json`) and a linear output over the
+  mean-pooled tokens, trained for two passes over all GoEmotions train rows and the CARER train rows
+  outside dev, with the 28 GoEmotions and 6 CARER labels as auxiliary outputs; merged into the encoder and
+  exported at first use as one int8 graph with the shared encoder, whose four lower layers it shares
+  (one pass per message for both).
 Per output, p = sigmoid(a * mlp_logit + c * lexical_logit + d * tuned_logit + b), with a, b, c, d fitted
 by logistic regression on held-out dev data: the mix and the calibration in one step. `config.json` holds
 the targets and the sadness threshold (`sadness_threshold`) that maximises the mean of the dev F1 on the
 GoEmotions rows and on the CARER rows (the two sources weigh alike, whatever their share of positives).
 - Sentences: for a message of several sentences the tuned encoder's token states (one pass) are also
-  pooled over each of its first 8 sentences and scored by a second stack (lexical + tuned encoder,
+  pooled over each of its first four and last four sentences and scored by a second stack (lexical + tuned encoder,
   `sentence_*` in `head.npz`, fitted on the same dev rows); a message's sadness, fear, anger and distress
   are at least those of its saddest sentence. The thresholds and metrics below include this step.
 - A fast stack without the tuned encoder (`platt_a`, `platt_b`, `lex_weight`; `fast_sadness_threshold`)
@@ -224,7 +226,7 @@ GoEmotions rows and on the CARER rows (the two sources weigh alike, whatever the
   used by none of the three scorers. GoEmotions test and CARER validation are never used in training.
 
 The subsampling of the MLP head keeps training within a CPU budget on a shared 2-core machine. The tuned
-encoder takes about 25 minutes on 2 cores (checkpointed every 200 steps; a stopped run resumes);
+encoder takes about 20 minutes on 2 cores (checkpointed every 200 steps; a stopped run resumes);
 `--tuned DIR` stacks one trained earlier with `python -m training.emotion_encoder DIR`.
 
 ## Retrain
