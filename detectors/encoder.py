@@ -28,6 +28,7 @@ MAX_TOKENS = 256  # all-MiniLM-L6-v2's trained window (sentence_bert_config.json
 CACHE_SIZE = 4096
 TOKEN_CACHE_SIZE = 512
 STATES_CACHE_SIZE = 64  # whole messages' token states, for their sentences' vectors (``span_vectors``)
+STATES_CHARS = 20_000  # ``token_states`` tokenizes at most this much of a text: its window is 256 tokens
 BACKENDS = ("onnx", "torch")
 
 
@@ -264,9 +265,10 @@ class SharedEncoder:
             hit = self._states_cache.get(text)
         if hit is not None:
             return hit
-        batch = self.core.batch([text], self.max_tokens)
+        batch = self.core.batch([text[:STATES_CHARS]], self.max_tokens)  # a 200 KB message is not tokenized whole
         mask = batch.feed["attention_mask"][0].astype(bool)
-        states = TokenStates(self._hidden(batch.feed)[0][mask], batch.offsets[0][mask], batch.truncated[0])
+        states = TokenStates(self._hidden(batch.feed)[0][mask], batch.offsets[0][mask],
+                             batch.truncated[0] or len(text) > STATES_CHARS)
         with self._cache_lock:
             self._remember(text, states)
         return states
