@@ -3,9 +3,10 @@
     python -m benchmarks.guard_bench [--n 200] [--out runs/bench/guard_bench.json]
 
 Figures: p50/p99 of one check with a 60-word user message and a 100-word draft, when the user states
-no belief (no stance work at all) and when one belief is stated; per-stage medians; and ``check_batch``
-throughput with beliefs. Targets from the issue: p50 <= 15 ms (no belief), p50 <= 45 ms and
-p99 <= 100 ms (one belief), check_batch >= 100 checks/s.
+no belief (no stance work at all) and when one belief is stated; per-stage medians; ``check_batch``
+throughput with beliefs; and the emotion stage over many messages at once, against one encoder pass.
+Targets from the issue: p50 <= 15 ms (no belief), p50 <= 45 ms and p99 <= 100 ms (one belief),
+check_batch >= 100 checks/s.
 """
 
 from __future__ import annotations
@@ -95,6 +96,24 @@ def time_encoder_pass(text: str, n: int) -> float:
     return percentile(times, 50)
 
 
+def time_emotion_batch(n: int) -> tuple[float, float]:
+    """(messages/s of the emotion detector over ``n`` new messages at once, messages/s of one int8 encoder
+    pass over ``n`` others): the work the emotion stage does per message, batched, in encoder passes."""
+    from detectors.emotion import EmotionDetector
+    from detectors.encoder import get_encoder
+
+    detector, encoder = EmotionDetector(), get_encoder()
+    mine = [f"{USER_NO_BELIEF} (message {i})" for i in range(n)]
+    others = [f"{USER_ONE_BELIEF} (message {i})" for i in range(n)]
+    detector.predict(mine[:8])
+    t = time.perf_counter()
+    detector.predict(mine)
+    emotion = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    encoder.encode(others, use_cache=False)
+    return emotion, n / (time.perf_counter() - t)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="checks per case")
@@ -119,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     from benchmarks.machine import cpu_flags
 
     unit = time_encoder_pass(USER_ONE_BELIEF, args.n)
+    emotion_rate, pass_rate = time_emotion_batch(args.batch)
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg": os.getloadavg(), "cpu_flags": cpu_flags()},
@@ -128,6 +148,9 @@ def main(argv: list[str] | None = None) -> dict:
         "words": {"user": 60, "draft": len(DRAFT.split())},
         "no_belief": no_belief, "one_belief": one_belief,
         "check_batch": {"items": len(items), "batch_size": args.batch_size, "checks_per_s": round(throughput, 1)},
+        "emotion_batch": {"messages": args.batch, "messages_per_s": round(emotion_rate, 1),
+                          "encoder_pass_messages_per_s": round(pass_rate, 1),
+                          "ratio_to_encoder_pass": round(pass_rate / emotion_rate, 2)},
         "targets": {"no_belief_p50_ms": 15, "one_belief_p50_ms": 45, "one_belief_p99_ms": 100, "checks_per_s": 100},
     }
     out = Path(args.out)
@@ -140,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"({one_belief['p50_ms'] / unit:.2f}x one encoder pass; targets p50 <= 45, p99 <= 100)")
     print(f"  stages (p50 ms), one belief: {one_belief['stage_p50_ms']}")
     print(f"check_batch with beliefs: {throughput:.0f} checks/s  (target >= 100)")
+    print(f"emotion, {args.batch} messages at once: {emotion_rate:.0f}/s  ({pass_rate / emotion_rate:.2f}x one encoder "
+          f"pass over as many messages, {pass_rate:.0f}/s)")
     print(f"load average during run: {os.getloadavg()[0]:.2f}; written {out}")
     return result
 
