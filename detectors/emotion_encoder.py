@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from detectors import models
-from detectors.encoder import TokenStates
+from detectors.encoder import TokenStates, span_tokens
 from detectors.text import sentence_spans
 from detectors.tokens import load_core
 
@@ -243,7 +243,7 @@ class TunedEmotionScorer:
         special = mask & (offsets[:, 1] == 0)
         vectors, kept = [], []
         for a, b in spans:
-            inside = mask & (offsets[:, 1] > 0) & (offsets[:, 0] >= a) & (offsets[:, 1] <= b)
+            inside = mask & span_tokens(offsets, a, b)
             if inside.any():  # a sentence past the encoder's window has no tokens
                 vectors.append(hidden[inside | special].mean(0))
                 kept.append(text[a:b].strip())
