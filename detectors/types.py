@@ -43,8 +43,9 @@ class Belief(BaseModel):
     kind: BeliefKind = Field(
         description="explicit ('I'm sure X', 'X, right?', a bare assertion), hedged ('maybe X'), negated ('I don't "
                     "think Y'), reported ('my neighbour swears X'), presupposed ('since X, should I ...'), plan "
-                    "('I'll do P this weekend': claim '<Doing P> is fine.'); message: no sentence could be rebuilt, "
-                    "so the guard reads the whole message against a reference passage (the claim is the message); sentence: a "
+                    "('I'll do P this weekend': claim '<Doing P> is fine.'); message: the message sentence nearest a "
+                    "reference passage the caller gave, read against it (the claim is that sentence; the whole message where no "
+                    "sentence is readable); sentence: a "
                     "sentence of the message that the guard matched to its misconception index (the claim is the sentence)"
     )
     question: Optional[str] = Field(None, description="the question the belief answers, where the user asks one")
