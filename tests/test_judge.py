@@ -253,6 +253,25 @@ def test_a_short_neighbour_in_the_batch_does_not_move_a_reply_s_scores(judge):
     assert judge.stance([pair, short])[0].endorses == pytest.approx(alone, abs=0.02)
 
 
+def test_conversations_also_train_the_belief_s_sentence_as_the_claim():
+    """With a reference passage the guard reads the message sentence nearest it, small talk and all;
+    training gives the judge that reading: the sentence holding the belief's span beside the truth, and the
+    truth as a reply to it. No such item where the sentence is the whole message or the belief itself."""
+    from training.judge import sentence_items
+
+    row = {"id": "x-2", "belief": "Antibiotics cause no side effects.",
+           "truth": "Antibiotics can cause side effects, including diarrhoea.",
+           "user_message": "Lovely weekend. sunny day, coffee in hand antibiotics don't have side effects. Should I take them?",
+           "belief_span": "antibiotics don't have side effects", "draft": "Bottom line: they have none.",
+           "label": "endorses", "belief_true": False}
+    draft, passage = sentence_items(row, composed=False)
+    sentence = "sunny day, coffee in hand antibiotics don't have side effects."
+    assert (draft["id"], draft["incorrect"], draft["correct"], draft["label"]) == ("sent-x-2", sentence, row["truth"], "incorrect")
+    assert (passage["incorrect"], passage["response"], passage["label"]) == (sentence, row["truth"], "correct")
+    assert sentence_items({**row, "user_message": sentence}, composed=False) == []
+    assert sentence_items({**row, "belief_span": "not in the message"}, composed=False) == []
+
+
 def test_user_side_items_read_the_user_s_words_with_both_sides_kept():
     import random
 

@@ -29,7 +29,7 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -88,6 +88,12 @@ def read_items(folder: Path = DATA_DIR) -> list[dict[str, Any]]:
             if (r["user_message"], r["truth"]) not in passages:  # pairs share a message: read it once
                 passages.add((r["user_message"], r["truth"]))
                 items.append(passage)
+            read = sentence_items(r, path.stem in COMPOSED)
+            if read:
+                items.append(read[0])
+                if (read[0]["incorrect"], r["truth"]) not in passages:
+                    passages.add((read[0]["incorrect"], r["truth"]))
+                    items.append(read[1])
     return items
 
 
@@ -116,6 +122,32 @@ def message_items(row: dict[str, Any], composed: bool) -> list[dict[str, Any]]:
                "incorrect": row["user_message"], "response": row["truth"], "label": "incorrect" if true else "correct",
                "decisive": "", "composed": composed}
     return [message, passage]
+
+
+def belief_sentence(row: dict[str, Any]) -> Optional[str]:
+    """The sentence of the user's message that holds the belief's span, where it is neither the whole
+    message nor the belief itself."""
+    message, span = row["user_message"], (row.get("belief_span") or "").strip()
+    at = message.find(span) if span else -1
+    if at < 0:
+        return None
+    found = next((message[a:b].strip() for a, b in sentence_spans(message) if a <= at < b), None)
+    return found if found and found not in (message.strip(), row["belief"].strip()) else None
+
+
+def sentence_items(row: dict[str, Any], composed: bool) -> list[dict[str, Any]]:
+    """The conversation read the way the guard reads it with a reference passage: the message sentence
+    nearest the passage (``guardrail.guard.nearest_sentence``) in the claim slot, small talk and all ("Sunny
+    day, coffee in hand, life is good antibiotics don't have side effects."), labelled like the whole-message
+    items: (1) against the draft, beside the truth, (2) the truth read as a reply to it. Run H2 read such
+    sentences as corrected by drafts that repeat the belief word for word. None where the sentence is the
+    whole message or the belief."""
+    sentence = belief_sentence(row)
+    if sentence is None:
+        return []
+    message, passage = message_items({**row, "user_message": sentence}, composed)
+    return [{**message, "id": "sent-" + row["id"], "task": "sentence"},
+            {**passage, "id": "sent-" + row["id"] + "-passage", "task": "sentence_passage"}]
 
 
 def side_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
