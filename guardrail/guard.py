@@ -344,8 +344,7 @@ class Guard:
         passages = encoder.encode([c.item.reference.context for c in checks]).vectors
         for c, target in zip(checks, passages):
             near = nearest_sentence(c.item.user, target, encoder) or (None if c.findings else whole_message(c.item.user))
-            if near is not None and not any(f.belief.span[0] < near.span[1] and near.span[0] < f.belief.span[1]
-                                            for f in c.findings):
+            if near is not None and not any(_covers(f, near) for f in c.findings):
                 c.findings.append(Finding(belief=near, reference=c.item.reference))
 
     @property
@@ -513,6 +512,13 @@ def message_sentences(message: str) -> list[tuple[str, tuple[int, int]]]:
         a, b = strip_span(view.text, a, min(b, a + SENTENCE_CHARS))
         out.append((view.text[a:b], view.span_to_original(a, b)))
     return out
+
+
+def _covers(f: Finding, sentence: Belief) -> bool:
+    """An extracted belief covers a message sentence that overlaps its span or is the question it answers
+    ("What's the capital of Australia?" for "I'm pretty sure it's Sydney")."""
+    overlaps = f.belief.span[0] < sentence.span[1] and sentence.span[0] < f.belief.span[1]
+    return overlaps or (f.question or "").strip() == sentence.claim.strip()
 
 
 def _refuted(f: Finding) -> bool:
