@@ -196,9 +196,6 @@ NOSEBLEED_USER = ("My little one has a nosebleed again, so I'm tipping her head 
                   "How long until it stops?")
 
 
-@pytest.mark.xfail(strict=True, reason="known loss of judge run S: it reads the user's sentence as the entry's false "
-                   "side at 0.73, under Policy.index_side_judge_min 0.8 (run H2: 0.85), so the entry is not taken; run S "
-                   "lost user_side kappa on dev (0.887 -> 0.758) for the reference path's gain (docs/guard.md)")
 def test_without_a_reference_the_index_reads_a_belief_the_extractor_misses(guard):
     """The belief sits in a plan ("tipping her head right back like my mum always did"), where the extractor
     finds no claim: the message's sentences are looked up in the index, the judge confirms which side of
