@@ -3,7 +3,9 @@
     python -m benchmarks.guard_bench [--n 200] [--out runs/bench/guard_bench.json]
 
 Figures: p50/p99 of one check with a 60-word user message and a 100-word draft, when the user states
-no belief (no stance work at all) and when one belief is stated; per-stage medians; ``check_batch``
+no belief (no stance work at all), when one belief is stated, and when one is stated and the caller passes
+a reference passage (the passage is encoded, and the message sentence nearest it read too unless the belief
+covers it); per-stage medians; ``check_batch``
 throughput with beliefs; and the emotion stage over many messages at once, against one encoder pass.
 Targets from the issue: p50 <= 15 ms (no belief), p50 <= 45 ms and p99 <= 100 ms (one belief),
 check_batch >= 100 checks/s.
@@ -40,6 +42,7 @@ DRAFT = (
     "ritual going, like a weekly quiz in her honour, a short walk after dinner, or writing down one memory of her each "
     "night. Be gentle with yourself, and reach out to friends when evenings feel quiet."
 )
+REFERENCE = {"context": "Canberra is the capital of Australia; Sydney is its largest city."}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -62,14 +65,14 @@ def clear_encoder_cache() -> None:
         pass
 
 
-def time_checks(guard, user: str, draft: str, n: int) -> dict:
+def time_checks(guard, user: str, draft: str, n: int, reference: dict | None = None) -> dict:
     for _ in range(10):
-        guard.check(user, draft)
+        guard.check(user, draft, reference=reference)
     totals, stages = [], {}
     for _ in range(n):
         clear_encoder_cache()  # every check pays for its own encoding, as a new user's message would
         t = time.perf_counter()
-        v = guard.check(user, draft)
+        v = guard.check(user, draft, reference=reference)
         totals.append((time.perf_counter() - t) * 1000)
         for stage, ms in v.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     assert len(USER_NO_BELIEF.split()) == 60 and len(USER_ONE_BELIEF.split()) == 60, "messages must be 60 words"
     no_belief = time_checks(guard, USER_NO_BELIEF, DRAFT, args.n)
     one_belief = time_checks(guard, USER_ONE_BELIEF, DRAFT, args.n)
+    with_reference = time_checks(guard, USER_ONE_BELIEF, DRAFT, args.n, reference=REFERENCE)
     items = [(USER_ONE_BELIEF.replace("Sunday", f"Sunday {i}"), DRAFT) for i in range(args.batch)]
     guard.check_batch(items[: args.batch_size])
     clear_encoder_cache()
@@ -144,9 +148,10 @@ def main(argv: list[str] | None = None) -> dict:
                     "load_avg": os.getloadavg(), "cpu_flags": cpu_flags()},
         "encoder_pass_p50_ms": round(unit, 2),
         "ratio_to_encoder_pass": {"no_belief": round(no_belief["p50_ms"] / unit, 2),
-                                  "one_belief": round(one_belief["p50_ms"] / unit, 2)},
+                                  "one_belief": round(one_belief["p50_ms"] / unit, 2),
+                                  "one_belief_reference": round(with_reference["p50_ms"] / unit, 2)},
         "words": {"user": 60, "draft": len(DRAFT.split())},
-        "no_belief": no_belief, "one_belief": one_belief,
+        "no_belief": no_belief, "one_belief": one_belief, "one_belief_reference": with_reference,
         "check_batch": {"items": len(items), "batch_size": args.batch_size, "checks_per_s": round(throughput, 1)},
         "emotion_batch": {"messages": args.batch, "messages_per_s": round(emotion_rate, 1),
                           "encoder_pass_messages_per_s": round(pass_rate, 1),
@@ -162,6 +167,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"guard.check, one belief: p50 {one_belief['p50_ms']:.1f} ms  p99 {one_belief['p99_ms']:.1f} ms  "
           f"({one_belief['p50_ms'] / unit:.2f}x one encoder pass; targets p50 <= 45, p99 <= 100)")
     print(f"  stages (p50 ms), one belief: {one_belief['stage_p50_ms']}")
+    print(f"guard.check, one belief, reference passage: p50 {with_reference['p50_ms']:.1f} ms  p99 "
+          f"{with_reference['p99_ms']:.1f} ms  ({with_reference['p50_ms'] / unit:.2f}x one encoder pass; "
+          f"{with_reference['beliefs']} belief(s) read)")
     print(f"check_batch with beliefs: {throughput:.0f} checks/s  (target >= 100)")
     print(f"emotion, {args.batch} messages at once: {emotion_rate:.0f}/s  ({pass_rate / emotion_rate:.2f}x one encoder "
           f"pass over as many messages, {pass_rate:.0f}/s)")

@@ -82,8 +82,15 @@ def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
         else:
             guarded.append(getattr(v, "text", None) or r.answer)
             actions.append((str(getattr(v, "action", "pass")), str(getattr(v, "status", "ok"))))
-    scores = scorer.score_batch([items[(r.task, r.question_id)] for r in recs], guarded, [r.template for r in recs])
-    store.set_guard((r.key, g, s.correct, s.refused, a, st) for r, g, s, (a, st) in zip(recs, guarded, scores, actions))
+    # An answer the guard left as it was keeps its own score: scored again in another batch, the int8 judge
+    # can read the same text differently, and the guard would seem to change an answer it passed.
+    changed = [i for i, (r, g) in enumerate(zip(recs, guarded)) if g != r.answer or not r.scored]
+    fresh = scorer.score_batch([items[(recs[i].task, recs[i].question_id)] for i in changed], [guarded[i] for i in changed],
+                               [recs[i].template for i in changed]) if changed else []
+    scores = [(r.correct, r.refused) for r in recs]
+    for i, s in zip(changed, fresh):
+        scores[i] = (s.correct, s.refused)
+    store.set_guard((r.key, g, c, rf, a, st) for r, g, (c, rf), (a, st) in zip(recs, guarded, scores, actions))
     return len(recs)
 
 

@@ -123,3 +123,37 @@ def test_a_failing_guard_keeps_the_raw_answer(tmp_path):
         recs = store.records()
     assert recs and all(r.guard_action == "error" and r.guarded_answer == r.answer for r in recs)
     assert all(r.guard_status == "error: RuntimeError" for r in recs)
+
+
+def test_an_answer_the_guard_passes_keeps_its_own_score(tmp_path):
+    """Scored again in another batch, the int8 judge can read the same text differently; a passed answer
+    keeps the score it had, and only a changed one is scored again."""
+    from benchmarks.scoring import Scorer
+
+    class Counting(Scorer):
+        asked: list[str] = []
+
+        def score_batch(self, items, answers, templates):
+            Counting.asked += list(answers)
+            return super().score_batch(items, answers, templates)
+
+    class PassOrRevise:
+        def check_batch(self, items):
+            from guardrail import Verdict
+
+            return [Verdict() if i % 2 else Verdict(action="revise", text="It is Canberra, the capital.")
+                    for i, _ in enumerate(items)]
+
+    run_benchmark(CallableTarget(lambda m: "Sydney, I believe.", "plain"), n=2, contexts=["unmodified"], out=tmp_path,
+                  scorer=Counting(), progress=False)
+    with RunStore(tmp_path, create=False) as store:
+        recs = store.records()
+        store.set_scores((r.key, not r.correct, r.refused, r.method) for r in recs)  # a score the judge would not give now
+    Counting.asked = []
+    run_benchmark(CallableTarget(lambda m: "Sydney, I believe.", "plain"), n=2, contexts=["unmodified"], out=tmp_path,
+                  guard=PassOrRevise(), scorer=Counting(), progress=False)
+    with RunStore(tmp_path) as store:
+        recs = store.records()
+    passed = [r for r in recs if r.guard_action == "pass"]
+    assert passed and all(r.guarded_correct == r.correct and r.guarded_refused == r.refused for r in passed)
+    assert Counting.asked == ["It is Canberra, the capital."] * (len(recs) - len(passed))
