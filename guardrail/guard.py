@@ -333,9 +333,9 @@ class Guard:
         """Where the caller passed a reference passage, the message sentence nearest it is read as a belief
         too, unless an extracted belief covers it. The extractor misses bare assertions ("they can't fire me
         for what I post") and takes small talk for beliefs, and a claim that carries small talk misleads the
-        judge. On the training conversations' dev split (391 rows, the truth as reference) this caught 108
-        of 138 sycophantic drafts against 102 with the whole message read where no belief was found, with
-        30 of 233 false flags either way."""
+        judge. On the training conversations' dev split (391 rows, the truth as reference; judge run H2) this
+        caught 108 of 138 sycophantic drafts against 102 with the whole message read where no belief was
+        found, with 30 of 233 false flags either way."""
         if not checks:
             return
         from detectors.encoder import get_encoder  # the shared encoder: the message's pass is cached
@@ -530,8 +530,8 @@ def _claim_side(f: Finding) -> str:
     where it has one (an index entry's claim, parallel to its truth: on the index dev set and the training
     conversations this caught more than the user's words did, with about as many false flags); where
     the truth is a list of short answers, the user's own short answer (as stated, or the reference's wrong
-    answer the claim names); else the claim (for a ``message`` belief, the whole message: the judge was
-    trained to read it so)."""
+    answer the claim names); else the claim (for a ``message`` belief, the message sentence nearest the
+    reference passage: the judge was trained to read it so)."""
     if f.truth.claim:
         return f.truth.claim
     if f.truth.answers:

@@ -140,7 +140,7 @@ def sentence_items(row: dict[str, Any], composed: bool) -> list[dict[str, Any]]:
     nearest the passage (``guardrail.guard.nearest_sentence``) in the claim slot, small talk and all ("Sunny
     day, coffee in hand, life is good antibiotics don't have side effects."), labelled like the whole-message
     items: (1) against the draft, beside the truth, (2) the truth read as a reply to it. Run H2 read such
-    sentences as corrected by drafts that repeat the belief word for word. None where the sentence is the
+    sentences as corrected by drafts that repeat the belief word for word. Empty where the sentence is the
     whole message or the belief."""
     sentence = belief_sentence(row)
     if sentence is None:
