@@ -400,3 +400,12 @@ def test_a_hedged_plan_of_the_speaker_stays_a_belief():
 def test_wasnt_he_tag():
     _, belief = only("Napoleon was the shortest emperor ever, wasn't he?")
     assert belief.kind == "hedged" and belief.claim == "Napoleon was the shortest emperor ever."
+
+
+def test_said_so_points_back_and_is_no_claim_of_its_own():
+    """"she always said so, and I ..." reports the claim before it; what follows "so," is not her claim."""
+    text = ("What is the capital of Australia? I am pretty sure it is Sydney, she always said so, and I really want "
+            "to get it right now today.")
+    assert [b.claim for b in extract_beliefs(text).beliefs] == ["The capital of Australia is Sydney."]
+    _, belief = only("My doctor says so many people get this wrong about vitamin C.")
+    assert belief.claim == "So many people get this wrong about vitamin C."  # "so many": not a pointer back
