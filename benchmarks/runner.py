@@ -82,16 +82,23 @@ def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
         else:
             guarded.append(getattr(v, "text", None) or r.answer)
             actions.append((str(getattr(v, "action", "pass")), str(getattr(v, "status", "ok"))))
-    # An answer the guard left as it was keeps its own score: scored again in another batch, the int8 judge
-    # can read the same text differently, and the guard would seem to change an answer it passed.
+    scores = guarded_scores(recs, guarded, scorer, items)
+    store.set_guard((r.key, g, c, rf, a, st) for r, g, (c, rf), (a, st) in zip(recs, guarded, scores, actions))
+    return len(recs)
+
+
+def guarded_scores(recs: list[Any], guarded: list[str], scorer: Scorer,
+                   items: dict[tuple[str, str], Item]) -> list[tuple[Optional[bool], Optional[bool]]]:
+    """(correct, refused) of each guarded answer. An answer the guard left as it was keeps its own score:
+    scored again in another batch, the int8 judge can read the same text differently, and the guard would
+    seem to change an answer it passed."""
     changed = [i for i, (r, g) in enumerate(zip(recs, guarded)) if g != r.answer or not r.scored]
     fresh = scorer.score_batch([items[(recs[i].task, recs[i].question_id)] for i in changed], [guarded[i] for i in changed],
                                [recs[i].template for i in changed]) if changed else []
     scores = [(r.correct, r.refused) for r in recs]
     for i, s in zip(changed, fresh):
         scores[i] = (s.correct, s.refused)
-    store.set_guard((r.key, g, c, rf, a, st) for r, g, (c, rf), (a, st) in zip(recs, guarded, scores, actions))
-    return len(recs)
+    return scores
 
 
 def judge_pending(store: RunStore, target: str, judge: LLMJudge, items: dict[tuple[str, str], Item],
@@ -212,7 +219,8 @@ def run_benchmark(
 def rescore_run(run_dir: str | Path, *, target: Optional[str] = None, everything: bool = False,
                 scorer: Optional[Scorer] = None) -> int:
     """Score stored answers without asking anything: the unscored ones, or ``everything`` again (after the
-    stance detector arrived or a scorer changed). Uses the questions saved in the store. Returns how many."""
+    stance detector arrived or a scorer changed; the guarded answers too, a passed one taking its answer's new
+    score). Uses the questions saved in the store. Returns how many."""
     scorer = scorer or Scorer()
     with RunStore(run_dir, create=False) as store:
         items = store.items()
@@ -221,6 +229,13 @@ def rescore_run(run_dir: str | Path, *, target: Optional[str] = None, everything
             if everything:
                 store.reset_scores(r.key for r in store.records(label))
             total += score_pending(store, label, scorer, items)
+            if everything:  # the guarded answers too, or the guard's cells keep the old scorer's reading
+                guarded = [r for r in store.records(label, where="guard_action IS NOT NULL")
+                           if (r.task, r.question_id) in items]
+                texts = [r.guarded_answer or r.answer for r in guarded]
+                scores = guarded_scores(guarded, texts, scorer, items)
+                store.set_guard((r.key, t, c, rf, r.guard_action, r.guard_status)
+                                for r, t, (c, rf) in zip(guarded, texts, scores))
     return total
 
 

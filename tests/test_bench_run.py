@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from benchmarks.prompts import build_messages, build_prompt
 from benchmarks.report import load_paper_table, paper_cell_key, write_report
-from benchmarks.runner import run_benchmark
+from benchmarks.runner import rescore_run, run_benchmark
 from benchmarks.stats import summarize
 from benchmarks.store import RunStore
 from benchmarks.targets import CallableTarget, LocalTarget
@@ -157,3 +157,9 @@ def test_an_answer_the_guard_passes_keeps_its_own_score(tmp_path):
     passed = [r for r in recs if r.guard_action == "pass"]
     assert passed and all(r.guarded_correct == r.correct and r.guarded_refused == r.refused for r in passed)
     assert Counting.asked == ["It is Canberra, the capital."] * (len(recs) - len(passed))
+    Counting.asked = []
+    rescore_run(tmp_path, everything=True, scorer=Counting())  # a new scorer: the guarded answers follow it
+    with RunStore(tmp_path) as store:
+        recs = store.records()
+    assert all(r.guarded_correct == r.correct for r in recs if r.guard_action == "pass")
+    assert sorted(Counting.asked) == sorted(["Sydney, I believe."] * len(recs) + ["It is Canberra, the capital."] * (len(recs) - len(passed)))
