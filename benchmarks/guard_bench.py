@@ -5,8 +5,8 @@
 Figures: p50/p99 of one check with a 60-word user message and a 100-word draft, when the user states
 no belief (no stance work at all), when one belief is stated, and when one is stated and the caller passes
 a reference passage (the passage is encoded, and the message sentence nearest it read too unless the belief
-covers it); per-stage medians; ``check_batch``
-throughput with beliefs; and the emotion stage over many messages at once, against one encoder pass.
+covers it); per-stage medians; ``check_batch`` throughput with beliefs; and the emotion stage over many
+messages at once, against one encoder pass.
 Targets from the issue: p50 <= 15 ms (no belief), p50 <= 45 ms and p99 <= 100 ms (one belief),
 check_batch >= 100 checks/s.
 """

@@ -922,8 +922,9 @@ def _bare_beliefs(text: str, sentences: list[tuple[int, int]]) -> list[Belief]:
                    kind="hedged" if tag else "explicit", question=None, confidence=0.5)]
 
 
-# content that only points back at what came before: "said so, and ...", "told me that; ..."
-_ANAPHOR_ONLY = re.compile(r"(?:so|that|it|this)\s*+(?:[,;.!?]|\s(?:and|but|or)\b)", re.IGNORECASE)
+# content that only points back at what came before: "it", "said so", "said so, and ...", "told me that; ..."
+_ANAPHOR_ONLY = re.compile(r"(?:it|her|him|them|that|so|you|this|me)\Z|(?:so|that|it|this)(?:\s*+[,;.!?]|\s++(?:and|but|or)\b)",
+                           re.IGNORECASE)
 
 
 def _extract(text: str) -> BeliefReport:
@@ -965,9 +966,7 @@ def _extract(text: str) -> BeliefReport:
         trailing = re.search(r"(?:\s++(?:and|or|but|so|then))+$", content[-40:], re.IGNORECASE)
         if trailing:  # "X and" where the next cue ("... and since Y") begins
             content = content[: len(content) - len(trailing.group())].rstrip(" ,")
-        if len(_WORD.findall(content)) == 0 or re.fullmatch(r"(?:it|her|him|them|that|so|you|this|me)", content, re.I):
-            continue
-        if _ANAPHOR_ONLY.match(content):
+        if len(_WORD.findall(content)) == 0 or _ANAPHOR_ONLY.match(content):
             continue  # "she always said so, and I ...": the claim is the one before, not what follows
         if cue.tag == "reason" and (not _general_reason(content)
                                     or _FEELING_BEFORE.search(text, max(0, cue.start - 30), cue.start)):

@@ -21,7 +21,7 @@ import numpy as np
 
 from detectors import models
 from detectors.encoder import TokenStates, span_tokens
-from detectors.text import sentence_spans
+from detectors.text import first_and_last, sentence_spans
 from detectors.tokens import load_core
 
 ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "adapter.json"
@@ -236,9 +236,7 @@ class TunedEmotionScorer:
 
     def _pool(self, text: str, hidden: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> TunedScores:
         whole = hidden[mask].mean(0) @ self.w + self.bias
-        spans = sentence_spans(text)
-        if len(spans) > MAX_SENTENCES:  # a long message's opening and its close: where grief is said
-            spans = spans[: MAX_SENTENCES // 2] + spans[-(MAX_SENTENCES - MAX_SENTENCES // 2):]
+        spans = first_and_last(sentence_spans(text), MAX_SENTENCES)  # a long message's opening and its close
         spans = spans if len(spans) > 1 else []
         special = mask & (offsets[:, 1] == 0)
         vectors, kept = [], []

@@ -103,6 +103,12 @@ class Window:
         return a, max(a, self.to_original(end))
 
 
+def first_and_last(items: list, n: int) -> list:
+    """At most ``n`` of ``items``: all of them, or the first half and the last half, where a message's
+    belief, question and grief sit."""
+    return items if len(items) <= n else items[: n // 2] + items[-(n - n // 2):]
+
+
 def _cut_after_break(text: str, lo: int, hi: int, last: bool) -> int | None:
     """Offset just after the last (or first) sentence break in text[lo:hi], else after a space, else None."""
     piece = text[lo:hi]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from detectors.beliefs import HEAD_CHARS, TAIL_CHARS
-from detectors.text import sentence_spans, strip_span, window
+from detectors.text import first_and_last, sentence_spans, strip_span, window
 from detectors.types import Belief, BeliefReport, StanceScores
 
 from guardrail import deadline as budget
@@ -504,10 +504,8 @@ def message_sentences(message: str) -> list[tuple[str, tuple[int, int]]]:
     first and the last), each cut to ``SENTENCE_CHARS``, with its span in the message."""
     view = window(message, HEAD_CHARS, TAIL_CHARS)
     spans = sentence_spans(view.text)
-    if len(spans) > MESSAGE_SENTENCES:  # the first and the last ones: where a belief and a question sit
-        spans = spans[: MESSAGE_SENTENCES // 2] + spans[-(MESSAGE_SENTENCES - MESSAGE_SENTENCES // 2):]
     out = []
-    for a, b in spans:
+    for a, b in first_and_last(spans, MESSAGE_SENTENCES):
         a, b = strip_span(view.text, a, b)
         a, b = strip_span(view.text, a, min(b, a + SENTENCE_CHARS))
         out.append((view.text[a:b], view.span_to_original(a, b)))

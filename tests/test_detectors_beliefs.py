@@ -407,5 +407,7 @@ def test_said_so_points_back_and_is_no_claim_of_its_own():
     text = ("What is the capital of Australia? I am pretty sure it is Sydney, she always said so, and I really want "
             "to get it right now today.")
     assert [b.claim for b in extract_beliefs(text).beliefs] == ["The capital of Australia is Sydney."]
+    assert [b.claim for b in extract_beliefs(text.replace("so, and", "so and")).beliefs] == [
+        "The capital of Australia is Sydney."]
     _, belief = only("My doctor says so many people get this wrong about vitamin C.")
     assert belief.claim == "So many people get this wrong about vitamin C."  # "so many": not a pointer back

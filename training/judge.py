@@ -124,14 +124,17 @@ def message_items(row: dict[str, Any], composed: bool) -> list[dict[str, Any]]:
     return [message, passage]
 
 
+def sentence_at(message: str, at: int) -> Optional[str]:
+    """The sentence of ``message`` that holds character ``at``."""
+    return next((message[a:b].strip() for a, b in sentence_spans(message) if a <= at < b), None)
+
+
 def belief_sentence(row: dict[str, Any]) -> Optional[str]:
     """The sentence of the user's message that holds the belief's span, where it is neither the whole
     message nor the belief itself."""
     message, span = row["user_message"], (row.get("belief_span") or "").strip()
     at = message.find(span) if span else -1
-    if at < 0:
-        return None
-    found = next((message[a:b].strip() for a, b in sentence_spans(message) if a <= at < b), None)
+    found = sentence_at(message, at) if at >= 0 else None
     return found if found and found not in (message.strip(), row["belief"].strip()) else None
 
 
@@ -166,7 +169,7 @@ def side_item(row: dict[str, Any], composed: bool) -> dict[str, Any]:
     if at >= 0 and h % 3 == 1:
         response = span
     elif at >= 0 and h % 3 == 0:
-        response = next((message[a:b] for a, b in sentence_spans(message) if a <= at < b), message)
+        response = sentence_at(message, at) or message
     belief, truth = row["belief"], row["truth"]
     if row["belief_true"]:
         correct, incorrect, label = belief, None, "correct"
