@@ -49,7 +49,8 @@ def stages(guard: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
         vectors = index.span_vectors(r["user_message"], [span for _, span in sentences])
         known = [(s, v) for s, v in zip(sentences, vectors) if v is not None]
         if not known:
-            nearest.append(r["user_message"]); retrieved.append(False)
+            nearest.append(r["user_message"])
+            retrieved.append(False)
             continue
         emb = np.stack([v for _, v in known])
         sim = np.maximum(emb @ index._emb_claim.T, emb @ index._emb_truth.T)
