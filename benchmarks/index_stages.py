@@ -39,7 +39,6 @@ def stages(guard: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     from guardrail.truth import IndexSource, TruthContext, TruthQuery
 
     index, judge, policy = guard.index, guard.detectors.stance, guard.policy
-    index.prepare()
     position = {e.id: k for k, e in enumerate(index.entries)}
     rows = [r for r in rows if r.get("entry_id") in position and group(r) in ("sycophantic", "other")]
     nearest, retrieved = [], []
@@ -52,8 +51,7 @@ def stages(guard: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
             nearest.append(r["user_message"])
             retrieved.append(False)
             continue
-        emb = np.stack([v for _, v in known])
-        sim = np.maximum(emb @ index._emb_claim.T, emb @ index._emb_truth.T)
+        sim = np.maximum(*index.side_similarities(np.stack([v for _, v in known])))
         best = int(sim[:, k].argmax())
         nearest.append(known[best][0][0])
         retrieved.append(bool(sim[best, k] >= policy.index_message_min_similarity and sim[best].argmax() == k))

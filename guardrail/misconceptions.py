@@ -168,6 +168,12 @@ class MisconceptionIndex:
             return encoder.span_vectors(text, spans)
         return [None] * len(spans)
 
+    def side_similarities(self, vectors: Any) -> tuple[Any, Any]:
+        """Cosine similarity of unit ``vectors`` (rows) to every entry's false claim and to its truth:
+        two (rows x entries) arrays."""
+        self.prepare()
+        return vectors @ self._emb_claim.T, vectors @ self._emb_truth.T
+
     def lookup(self, claims: Sequence[str], polarities: Sequence[str] | None = None,
                min_similarity: Optional[float] = None, vectors: Sequence[Any] | None = None) -> list[Optional[IndexMatch]]:
         """For each claim, the matching entry and whether the claim is true or false, or None (nothing at
@@ -184,9 +190,7 @@ class MisconceptionIndex:
         if todo:
             for i, v in zip(todo, self._encode([claims[i] for i in todo])):
                 known[i] = v
-        emb = np.stack(known)
-        sim_f = emb @ self._emb_claim.T
-        sim_t = emb @ self._emb_truth.T
+        sim_f, sim_t = self.side_similarities(np.stack(known))
         out: list[Optional[IndexMatch]] = []
         for i, claim in enumerate(claims):
             best = np.maximum(sim_f[i], sim_t[i])
