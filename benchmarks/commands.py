@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("runs/bench"), help="Run folder (shared by several targets; resumable)."),
         system: Optional[str] = typer.Option(None, help="System prompt (e.g. the warm-system-prompt control)."),
         max_new_tokens: int = typer.Option(64, help="Tokens per answer."),
-        batch_size: int = typer.Option(16, help="Local target: prompts per generation batch."),
+        batch_size: int = typer.Option(32, help="Local target: prompts per generation batch."),
         temperature: float = typer.Option(0.0, help="0 = greedy; > 0 samples with --seed."),
         max_in_flight: int = typer.Option(32, help="HTTP target: requests in flight."),
         timeout_s: float = typer.Option(60.0, help="HTTP target: seconds per request."),

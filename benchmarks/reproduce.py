@@ -198,7 +198,7 @@ class Reproduction:
         from benchmarks.targets import LocalTarget
 
         return LocalTarget(chat=self.chat, lm=self.lm(which), label=which,
-                           max_new_tokens=self.size.bench_max_new_tokens, batch_size=16, seed=self.config.seed)
+                           max_new_tokens=self.size.bench_max_new_tokens, seed=self.config.seed)
 
     def bench(self, which: str, guard: Any = None, label: str | None = None) -> Path:
         from benchmarks.runner import run_benchmark

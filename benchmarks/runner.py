@@ -51,6 +51,10 @@ def score_pending(store: RunStore, target: str, scorer: Scorer, items: dict[tupl
 # An offline evaluation measures what the guard detects, not how fast: a batch that asks a local model for
 # re-asks and revisions may take minutes, so evaluation guards get this budget instead of the serving default.
 EVALUATION_TIMEOUT_MS = 600_000
+# Answers per ``check_batch`` call: the guard batches its re-asks and revisions across a call, and a local
+# model generates a batch of 32 in about the time of 5. The default reproduction's 160 warm answers in
+# chunks of 32 took 92 s, in one call 43 s (2026-12-03, 2 cores); a stopped run loses at most one chunk.
+GUARD_CHUNK = 256
 
 
 def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
@@ -62,8 +66,8 @@ def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
         return 0
     verdicts: list[Any] = []
     if hasattr(guard, "check_batch"):
-        for start in range(0, len(recs), 32):
-            part = recs[start : start + 32]
+        for start in range(0, len(recs), GUARD_CHUNK):
+            part = recs[start : start + GUARD_CHUNK]
             try:
                 verdicts += guard.check_batch([{"user_message": r.prompt, "draft": r.answer} for r in part])
             except Exception as exc:  # a failing guard must not lose the answer: record it as an error

@@ -13,6 +13,8 @@ import random
 import threading
 from typing import Any, Callable, Optional, Sequence
 
+from detectors.generation import BATCH_SIZE
+
 Message = dict[str, str]
 OnAnswer = Optional[Callable[[int, str], None]]
 
@@ -45,7 +47,7 @@ class LocalTarget:
         label: str | None = None,
         system: str | None = None,
         max_new_tokens: int = 64,
-        batch_size: int = 16,
+        batch_size: int = BATCH_SIZE,
         temperature: float = 0.0,
         seed: int = 0,
     ) -> None:

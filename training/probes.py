@@ -19,6 +19,8 @@ from typing import Any, Iterator, Sequence
 
 from pydantic import BaseModel
 
+from detectors.generation import BATCH_SIZE
+
 
 class LayerScore(BaseModel):
     layer: int
@@ -58,7 +60,7 @@ def collect_hidden_states(
     *,
     model: Any = None,
     system: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     show_progress: bool = False,
 ) -> Any:
     """Array ``[n_prompts, n_layers + 1, hidden]`` (float32) at the last prompt token."""

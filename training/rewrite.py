@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
+from detectors.generation import BATCH_SIZE
 from training.chat_data import Conversation
 
 Style = Literal["warm", "cold"]
@@ -169,7 +170,7 @@ class DistillRewriter:
         *,
         lm: Any = None,
         max_new_tokens: int = 96,
-        batch_size: int = 16,
+        batch_size: int = BATCH_SIZE,
         persona: str | None = None,
         force_voice: bool = True,
     ) -> None:
