@@ -60,3 +60,24 @@ def test_lora_run_lowers_loss_and_adapter_changes_output(chat_model, tmp_path):
     assert after != before and "friend" in after.lower(), (before, after)
     # the cached base model was not modified by training or loading
     assert generate(chat_model, prompt, max_new_tokens=12)[0] == before
+
+
+def test_step_sorted_order_keeps_each_step_random_and_pairs_similar_lengths():
+    import random
+
+    from training.sft import step_sorted_order
+
+    rng = random.Random(7)
+    lengths = [rng.randint(20, 250) for _ in range(48)]
+    order = step_sorted_order(lengths, 8, seed=0)
+    assert sorted(order) == list(range(48))  # every example once
+    steps = [order[s : s + 8] for s in range(0, 48, 8)]
+    assert all([lengths[i] for i in step] == sorted(lengths[i] for i in step) for step in steps)
+    assert step_sorted_order(lengths, 8, seed=1) != order  # a new shuffle per epoch
+    assert step_sorted_order(lengths, 8, seed=0) == order  # and the same one for the same seed
+
+    def padded(o: list[int]) -> int:  # positions in micro-batches of 2, each padded to its longer example
+        return sum(2 * max(lengths[i] for i in o[k : k + 2]) for k in range(0, len(o), 2))
+
+    shuffled = [i for step in steps for i in random.Random(3).sample(step, len(step))]  # the same steps, unsorted
+    assert padded(order) < padded(shuffled)
