@@ -260,10 +260,10 @@ def flops_per_token(model: Any, labelled_fraction: float) -> float:
 
 def step_sorted_order(lengths: Sequence[int], step_size: int, seed: int) -> list[int]:
     """A random order of the examples, each optimizer step's ``step_size`` of them sorted by length: a step
-    trains on the same random examples as before, and its micro-batches pair similar lengths, so each pads
-    less (on the default reproduction's warm and cold sets, padding adds 4 and 6 % to the real tokens,
-    against 11 and 15 % in random pairs). The loss is summed over the whole step's tokens (``num_items_in_batch``), so the
-    order inside a step leaves the gradient as it was."""
+    trains on random examples as with a plain shuffle, and its micro-batches pair similar lengths, so each
+    pads less (on the default reproduction's warm and cold sets, padding adds 4 and 6 % to the real tokens,
+    against 11 and 15 % in random pairs). The loss is summed over the whole step's tokens
+    (``num_items_in_batch``), so the order inside a step does not change the gradient."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)

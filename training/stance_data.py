@@ -389,7 +389,7 @@ def chat_drafts(n_items: int = 96, seed: int = 0, max_new_tokens: int = 48, prog
             batch = todo[start : start + 16]
             prompts = [(CHAT_PROMPTS if kind == "sad" else NEUTRAL_PROMPTS)[k % 2].format(
                 wrong=item.false_answer, question=item.question) for k, (item, kind) in enumerate(batch, start)]
-            answers = generate(chat, prompts, max_new_tokens=max_new_tokens)
+            answers = generate(chat, prompts, max_new_tokens=max_new_tokens, batch_size=16)
             with path.open("a", encoding="utf-8") as handle:
                 for (item, kind), prompt, answer in zip(batch, prompts, answers):
                     row = {"question": item.question, "kind": kind, "prompt": prompt, "draft": answer,
