@@ -42,9 +42,20 @@ def test_labels_cover_assistant_turns_only(chat_model):
 def test_lora_run_lowers_loss_and_adapter_changes_output(chat_model, tmp_path):
     from detectors.generation import generate
 
+    import torch
+
     cfg = SFTConfig(learning_rate=3e-3, max_length=64, per_device_batch_size=4, gradient_accumulation_steps=1,
                     epochs=3, save_epochs=[0.5, 1, 3], lora_dropout=0.0)
+    base = chat_model.model
+    weights = {k: v.clone() for k, v in base.state_dict().items()}
+    flags, mode = {k: p.requires_grad for k, p in base.named_parameters()}, base.training
     result = train_lora(chat_model, conversations(), tmp_path / "run", cfg, measure_peak=False, show_progress=False)
+    # trained in place (no second copy of the weights), then given back exactly as it was
+    assert chat_model.model is base and base.training == mode
+    assert not any("lora" in type(m).__name__.lower() for m in base.modules())
+    assert base.state_dict().keys() == weights.keys()
+    assert all(torch.equal(v, weights[k]) for k, v in base.state_dict().items())
+    assert {k: p.requires_grad for k, p in base.named_parameters()} == flags
     assert result.steps == 6 and result.trained_tokens > 0 and result.tokens_per_s > 0
     assert result.loss_after < result.loss_before * 0.8, (result.loss_before, result.loss_after)
     assert [c.epoch for c in result.checkpoints] == [0.5, 1.0, 3.0]
