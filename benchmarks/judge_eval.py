@@ -5,7 +5,9 @@ Reported: Cohen's κ of the benchmark label (correct / incorrect / refusal; hedg
 incorrect) overall and per task (targets: ≥ 0.80 overall, ≥ 0.70 per task), the 5-way confusion
 matrix, every disagreement (id, gold, predicted, decisive sentence), stance accuracy on the held-out
 conversations (truth known, and claim only), and the speed in answers/s beside one int8 encoder pass
-over the same responses, with the CPU's vector flags. Nothing here is used for training or tuning.
+over the same responses, with the CPU's vector flags; and κ on ``embedded_answers.jsonl``, real answers of
+the embedded SmolLM2-135M labelled by hand (rambling, loops, third answers: the text the default
+reproduction scores). Nothing here is used for training or tuning.
 
     python -m benchmarks.judge_eval [--data benchmarks/data/heldout] [--out judge_eval.json]
 """
@@ -118,6 +120,9 @@ def evaluate(data: Optional[Path] = None, weights: Optional[Path] = None) -> dic
     judge.judge([{"correct": "a", "incorrect": "b", "response": "warm up"}])
     result: dict[str, Any] = {"data": str(folder), "answers": evaluate_answers(judge, answers),
                               "conversations": evaluate_conversations(judge, _read(folder / "conversations.jsonl"))}
+    embedded = _read(folder / "embedded_answers.jsonl")
+    if embedded:  # real answers of the embedded 135M model, labelled by hand: text no one here wrote
+        result["embedded_answers"] = evaluate_answers(judge, embedded)
     enc_s = encoder_pass_seconds([r["response"] for r in answers])
     a = result["answers"]
     result["speed"] = {"answers_per_s": a["n"] / a["judge_seconds"], "encoder_pass_answers_per_s": a["n"] / enc_s,
@@ -141,6 +146,13 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"disagreements ({len(a['disagreements'])}):")
     for d in a["disagreements"]:
         print(f"  {d['id']}  gold={d['gold']}  predicted={d['predicted']}  decisive={d['decisive']!r}")
+    if "embedded_answers" in r:
+        e = r["embedded_answers"]
+        print(f"the embedded model's own answers (labelled by hand): n={e['n']}  kappa={e['kappa']:.3f}  "
+              f"bench acc={e['accuracy_bench']:.3f}  5-way acc={e['accuracy5']:.3f}")
+        for name, row in zip(labels, e["confusion5"]["rows_gold_cols_pred"]):
+            print(f"  {name:9s}" + " ".join(f"{v:8d}" for v in row))
+        print(f"  disagreements: {len(e['disagreements'])} (ids in --out)")
     if c["n"]:
         print(f"held-out conversations: n={c['n']}  stance acc truth known={c['truth_known']['accuracy']:.3f} "
               f"(n={c['truth_known']['n']})  claim only={c['claim_only']['accuracy']:.3f}  "
