@@ -354,6 +354,9 @@ def _loss_logger(losses: list[float]) -> Any:
     return LossLog()
 
 
+RESULT_FILE = "train_result.json"  # a finished run's record; its presence makes train_lora return it as is
+
+
 @contextmanager
 def lora_in_place(chat: Any, lora: Any) -> Iterator[Any]:
     """The loaded chat model itself, wrapped in fresh LoRA layers to train, and given back as it was.
@@ -394,7 +397,7 @@ def train_lora(
     A finished run (``<out>/train_result.json`` present) is returned as is: delete the folder to retrain.
     """
     out_dir = Path(out_dir)
-    done = out_dir / "train_result.json"
+    done = out_dir / RESULT_FILE
     if done.is_file():
         return TrainResult.model_validate_json(done.read_text())
     import torch
@@ -504,7 +507,7 @@ def _train(model: Any, examples: list[dict], truncated: int, pad_id: int, config
         threads=threads,
     )
     if trainer.is_world_process_zero():
-        (out_dir / "train_result.json").write_text(result.model_dump_json(indent=2))
+        (out_dir / RESULT_FILE).write_text(result.model_dump_json(indent=2))
     return result
 
 
