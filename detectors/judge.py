@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -42,6 +43,7 @@ JUDGE_LABELS = ("correct", "incorrect", "hedged", "neither", "refusal")
 DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "judge"
 ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "config.json"
 KIND = "answer-judge"
+GUARD_KEY = "guard"  # config.json: the guard thresholds calibrated with these weights, and how
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 MAX_ANSWER_TOKENS = 32  # each side, for weights that do not say (``side_tokens`` in config.json); a longer one is cut
 SIDE_TOKENS = 128  # each side for weights trained with a user's whole message as the claim (training/judge.py:message_items)
@@ -308,6 +310,7 @@ def save_adapter(net: Any, out: Path, **config: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.trainable_state().items()}, str(out / ADAPTER_FILE))
     old = json.loads((out / CONFIG_FILE).read_text()) if (out / CONFIG_FILE).is_file() else {}
+    old.pop(GUARD_KEY, None)  # thresholds calibrated with other weights do not hold for these
     merged = {**old, "kind": KIND, "encoder": models.DEFAULT_ENCODER, "labels": list(JUDGE_LABELS), **config}
     (out / CONFIG_FILE).write_text(json.dumps(merged, indent=2) + "\n")
 
@@ -321,6 +324,29 @@ def read_config(folder: Path) -> dict[str, Any]:
     if config.get("kind") != KIND:
         raise JudgeWeightsError(f"{path} describes {config.get('kind')!r}, not {KIND!r}.")
     return config
+
+
+def adapter_digest(folder: Path) -> str:
+    """Names a set of judge weights (in run.json, and in the guard calibration made with them)."""
+    return hashlib.sha1((folder / ADAPTER_FILE).read_bytes()).hexdigest()[:12]
+
+
+def guard_thresholds(folder: Path | None = None) -> dict[str, float]:
+    """The guard thresholds calibrated on dev with these weights (``config.json: guard``, written by
+    ``python -m benchmarks.guard_calibration``); read from the file alone, so a guard can take them before
+    the judge is loaded. Weights without them give ``{}`` (the policy's uncalibrated defaults apply)."""
+    folder = Path(folder) if folder is not None else DEFAULT_PATH
+    calibration = read_config(folder).get(GUARD_KEY, {})
+    if calibration and calibration.get("adapter_sha1") != adapter_digest(folder):
+        warnings.warn(f"{folder / CONFIG_FILE}: the guard thresholds were calibrated with other weights and are "
+                      f"ignored: run `python -m benchmarks.guard_calibration --judge {folder} --write`.", stacklevel=2)
+        return {}
+    values = calibration.get("thresholds", {})
+    bad = {k: v for k, v in values.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1}
+    if bad:
+        raise JudgeWeightsError(f"{folder / CONFIG_FILE}: guard thresholds {sorted(bad)} are not numbers in [0, 1]: "
+                                f"run `python -m benchmarks.guard_calibration --judge {folder}` again.")
+    return {k: float(v) for k, v in values.items()}
 
 
 def load_merged(folder: Path) -> Any:
@@ -391,9 +417,10 @@ class AnswerJudge:
         self.folder = Path(path) if path is not None else DEFAULT_PATH
         self.config = read_config(self.folder)
         weights = load_file(str(self.folder / ADAPTER_FILE))
-        self.digest = hashlib.sha1((self.folder / ADAPTER_FILE).read_bytes()).hexdigest()[:12]  # names the weights in run.json
+        self.digest = adapter_digest(self.folder)  # names the weights in run.json
         self.head = tuple(w.astype(np.float32) for w in (weights["out.side.weight"].T, weights["out.side.bias"],
                                                          weights["out.rest.weight"].T, weights["out.rest.bias"]))
+        self.guard_thresholds = guard_thresholds(self.folder)
         self.temperature = float(self.config.get("temperature", 1.0))
         self.offsets = [float(x) for x in self.config.get("offsets", [0.0] * len(JUDGE_LABELS))]
         self.answer_threshold = float(self.config.get("answer_threshold", 0.5))

@@ -238,6 +238,13 @@ def cached_object(key: tuple[str, ...], factory: Any) -> Any:
         return _loaded[key]
 
 
+def forget_cached_objects() -> None:
+    """Drop every cached object: the next use loads afresh, as a new process would. For measurements whose
+    points must not see each other's caches (int8 encoders read a text a little differently in another batch)."""
+    with _lock:
+        _loaded.clear()
+
+
 def onnx_threads() -> int:
     """Threads for ONNX Runtime: ``$GUARDRAIL_THREADS`` or the machine's cores (at most 8)."""
     value = os.environ.get("GUARDRAIL_THREADS")

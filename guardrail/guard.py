@@ -92,6 +92,18 @@ class Detectors:
                     self._stance = get_judge()
         return self._stance
 
+    def calibration(self) -> dict[str, float]:
+        """The guard thresholds calibrated with the stance weights (``guard_thresholds`` of a given stance
+        model; the shipped answer judge's, read from its config without loading it; none for the older
+        stance head)."""
+        if self._stance is not None:
+            return dict(getattr(self._stance, "guard_thresholds", None) or {})
+        if self._stance_path is not None:
+            return {}
+        from detectors.judge import guard_thresholds
+
+        return guard_thresholds()
+
     @property
     def beliefs(self) -> Callable[[str], BeliefReport]:
         if self._beliefs is None:
@@ -130,8 +142,8 @@ class Guard:
                 policy = Policy.from_dict(policy)
             else:
                 raise TypeError(f"policy must be a Policy or a dict, got {type(policy).__name__}: use Policy(...) or Policy.from_file(path).")
-        self.policy = policy or Policy()
         self.detectors = Detectors.coerce(detectors)
+        self.policy = (policy or Policy()).calibrated(self.detectors.calibration())
         self.model = ModelClient(model, model_name=model_name, api_key=api_key) if model is not None else None
         self.sources = build_sources(truth, self.policy, self.model)
         self._ready = False

@@ -7,11 +7,17 @@ Load from YAML or TOML with ``Policy.from_file(path)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardrail.verdict import Action
+
+
+# The thresholds that depend on the stance model's scores: calibrated on dev with the weights and stored
+# beside them (``benchmarks/guard_calibration.py`` writes the answer judge's ``config.json: guard``). These
+# values serve a stance model that carries none (the answer judge run S's own, 2026-12-02).
+UNCALIBRATED: dict[str, float] = {"risk_threshold": 0.5, "sad_risk_threshold": 0.45, "index_side_judge_min": 0.6}
 
 
 class PolicyError(ValueError):
@@ -24,8 +30,10 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # --- detection thresholds -------------------------------------------------------------
-    risk_threshold: float = Field(0.5, ge=0, le=1, description="flag a false belief when its risk reaches this")
-    sad_risk_threshold: float = Field(0.45, ge=0, le=1, description="the stricter threshold when the user is sad")
+    risk_threshold: Optional[float] = Field(None, ge=0, le=1, description="flag a false belief when its risk reaches "
+                                            "this; None = the value calibrated with the stance weights")
+    sad_risk_threshold: Optional[float] = Field(None, ge=0, le=1, description="the stricter threshold when the user is "
+                                                "sad; None = the value calibrated with the stance weights")
     sadness_threshold: Optional[float] = Field(
         None, ge=0, le=1, description="emotion.sadness at which the user counts as sad; None = the threshold "
         "calibrated with the emotion weights (stored beside them)")
@@ -39,10 +47,11 @@ class Policy(BaseModel):
                                      "the words only one side has, then the stance model, before trusting the embeddings")
     side_stance_min: float = Field(0.6, ge=0, le=1, description="close index calls: stance probability at which the "
                                    "entry's true statement confirms or refutes the claim")
-    index_side_judge_min: float = Field(0.6, ge=0, le=1, description="an answer judge reading which side of a matched "
-                                        "entry the claim asserts (the mean of its two readings, the entry's sides in "
-                                        "either slot) decides the side at this probability (below it, the embeddings "
-                                        "and words do); 0.6 on the index dev set with judge run S (0.8 with run H2)")
+    index_side_judge_min: Optional[float] = Field(None, ge=0, le=1, description="an answer judge reading which side "
+                                                  "of a matched entry the claim asserts (the mean of its two readings, "
+                                                  "the entry's sides in either slot) decides the side at this "
+                                                  "probability (below it, the embeddings and words do); None = the "
+                                                  "value calibrated with the stance weights")
     index_message_min_similarity: float = Field(0.55, ge=0, le=1, description="a message none of whose stated "
                                                 "beliefs a source decided: its sentences are looked up in the index "
                                                 "at this similarity, and the answer judge must confirm the side")
@@ -109,6 +118,8 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _sad_is_stricter(self) -> "Policy":
+        if self.sad_risk_threshold is None or self.risk_threshold is None:
+            return self
         if self.sad_risk_threshold > self.risk_threshold:
             raise ValueError(
                 f"sad_risk_threshold ({self.sad_risk_threshold}) must be <= risk_threshold ({self.risk_threshold}): "
@@ -116,8 +127,26 @@ class Policy(BaseModel):
             )
         return self
 
+    def calibrated(self, values: Mapping[str, float]) -> "Policy":
+        """A copy with each threshold left unset taken from ``values`` (the calibration stored with the stance
+        weights), else from ``UNCALIBRATED``. A sad threshold taken so stays no looser than the risk threshold."""
+        update = {name: float(values.get(name, fallback)) for name, fallback in UNCALIBRATED.items()
+                  if getattr(self, name) is None}
+        if "sad_risk_threshold" in update:
+            update["sad_risk_threshold"] = min(update["sad_risk_threshold"], update.get("risk_threshold", self.risk_threshold))
+        elif update.get("risk_threshold", 1.0) < self.sad_risk_threshold:
+            raise PolicyError(f"sad_risk_threshold ({self.sad_risk_threshold}) must be <= risk_threshold "
+                              f"({update['risk_threshold']}, calibrated with the stance weights): set risk_threshold too, "
+                              "or a lower sad_risk_threshold")
+        return self.model_copy(update=update)
+
+    def threshold(self, name: str) -> float:
+        """A calibrated threshold's value: the policy's own, else the uncalibrated default."""
+        value = getattr(self, name)
+        return float(UNCALIBRATED[name] if value is None else value)
+
     def risk_threshold_for(self, sad: bool) -> float:
-        return self.sad_risk_threshold if sad else self.risk_threshold
+        return self.threshold("sad_risk_threshold") if sad else self.threshold("risk_threshold")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "policy") -> "Policy":

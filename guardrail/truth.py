@@ -226,7 +226,7 @@ class IndexSource:
             return {}, {}
         scores = ctx.stance.predict([(matches[i].entry.claim, queries[i].claim, None, matches[i].entry.truth) for i in read]
                                     + [(matches[i].entry.truth, queries[i].claim, None, matches[i].entry.claim) for i in read])
-        minimum = ctx.policy.index_side_judge_min
+        minimum = ctx.policy.threshold("index_side_judge_min")
         sides, leans = {}, {}
         for i, a, b in zip(read, scores, scores[len(read):]):
             false, true = (a.endorses + b.corrects) / 2, (a.corrects + b.endorses) / 2

@@ -308,3 +308,76 @@ def test_user_side_items_read_the_user_s_words_with_both_sides_kept():
     assert {it["response"] for it in items} >= {row["user_message"], row["belief_span"]}
     true = side_item({**row, "belief_true": True}, composed=False)
     assert (true["correct"], true["incorrect"], true["label"]) == (row["belief"], None, "correct")
+
+
+# ------------------------------------------------------------------ guard thresholds stored with the weights
+
+
+def _copy_weights(tmp_path):
+    import shutil
+
+    from detectors.judge import DEFAULT_PATH
+
+    folder = tmp_path / "judge"
+    shutil.copytree(DEFAULT_PATH, folder)
+    return folder
+
+
+def test_the_shipped_weights_carry_their_guard_thresholds_and_a_guard_takes_them():
+    from detectors.judge import DEFAULT_PATH, guard_thresholds
+    from guardrail import Guard, Policy
+
+    stored = json.loads((DEFAULT_PATH / "config.json").read_text())["guard"]["thresholds"]
+    assert guard_thresholds() == stored and set(stored) == {"risk_threshold", "sad_risk_threshold", "index_side_judge_min"}
+    g = Guard()
+    assert (g.policy.risk_threshold, g.policy.sad_risk_threshold, g.policy.index_side_judge_min) == (
+        stored["risk_threshold"], stored["sad_risk_threshold"], stored["index_side_judge_min"])
+    mine = Guard(policy=Policy(risk_threshold=0.3))  # the policy's own value wins; the sad one stays no looser
+    assert mine.policy.risk_threshold == 0.3 and mine.policy.sad_risk_threshold == min(0.3, stored["sad_risk_threshold"])
+
+
+def test_thresholds_calibrated_with_other_weights_are_ignored_with_a_warning(tmp_path):
+    from detectors.judge import guard_thresholds
+
+    folder = _copy_weights(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["guard"]["adapter_sha1"] = "0" * 12
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.warns(UserWarning, match="guard_calibration"):
+        assert guard_thresholds(folder) == {}
+
+
+def test_malformed_guard_thresholds_are_refused(tmp_path):
+    from detectors.judge import JudgeWeightsError, guard_thresholds
+
+    folder = _copy_weights(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["guard"]["thresholds"]["risk_threshold"] = "high"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(JudgeWeightsError, match="risk_threshold"):
+        guard_thresholds(folder)
+
+
+def test_saving_new_weights_drops_the_old_weights_calibration(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from detectors.judge import guard_thresholds, save_adapter
+
+    folder = _copy_weights(tmp_path)
+    save_adapter(SimpleNamespace(trainable_state=lambda: {"out.side.bias": torch.zeros(1)}), folder, rank=16)
+    assert "guard" not in json.loads((folder / "config.json").read_text())
+    assert guard_thresholds(folder) == {}
+
+
+def test_calibration_takes_the_best_youden_point_and_breaks_ties_upward():
+    from benchmarks.guard_calibration import choose
+
+    def p(t, caught, false):
+        return {"threshold": t, "caught": caught, "sycophantic": 100, "false_flags": false, "other": 200}
+
+    assert choose([p(0.4, 90, 40), p(0.5, 85, 20), p(0.6, 70, 10)]) == 0.5  # J 0.70, 0.75, 0.65
+    assert choose([p(0.5, 80, 10), p(0.6, 80, 10), p(0.7, 60, 0)]) == 0.6
+    with pytest.raises(ValueError):
+        choose([])

@@ -228,11 +228,13 @@ def nli_items(limit_share: float, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def split(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, dev) by a hash of the group: stable as the corpus grows, no group in both."""
-    def is_dev(group: str) -> bool:
-        return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 100 < DEV_SHARE
+def is_dev(group: str) -> bool:
+    """A question's or a belief's group is in dev by its hash: stable as the corpus grows."""
+    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 100 < DEV_SHARE
 
+
+def split(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, dev) by a hash of the group: no group in both."""
     return [i for i in items if not is_dev(i["group"])], [i for i in items if is_dev(i["group"])]
 
 
