@@ -33,6 +33,7 @@ class MisconceptionEntry(BaseModel):
     truth: str
     note: Optional[str] = None
     source: str = "embedded"
+    phrasings: list[str] = []  # how people say or presuppose the claim in chat; matched like it, never shown
 
     def correction(self) -> str:
         return f"{self.truth} {self.note}".strip() if self.note else self.truth
@@ -64,6 +65,8 @@ class MisconceptionIndex:
         self.margin = margin
         self._emb_claim = None
         self._emb_truth = None
+        self._emb_phrasing = None  # every entry's phrasings, rows in entry order; _phrasing_owner: each row's entry
+        self._phrasing_owner = None
         self._lock = threading.Lock()
 
     # ---- building
@@ -79,7 +82,7 @@ class MisconceptionIndex:
         new = list(entries)
         with self._lock:
             self.entries.extend(new)
-            self._emb_claim = self._emb_truth = None
+            self._emb_claim = self._emb_truth = self._emb_phrasing = None
         return len(new)
 
     def add_truthfulqa(self, path: str | Path, limit: int | None = None) -> int:
@@ -124,6 +127,8 @@ class MisconceptionIndex:
         h.update(f"{type(enc).__name__}:{getattr(enc, 'backend', 'st')}:{getattr(enc, 'source', '')}".encode())
         for e in self.entries:
             h.update(e.claim.encode("utf-8", "replace") + b"\x00" + e.truth.encode("utf-8", "replace") + b"\x01")
+            for text in e.phrasings:
+                h.update(text.encode("utf-8", "replace") + b"\x02")
         return h.hexdigest()[:20]
 
     def prepare(self) -> None:
@@ -135,6 +140,7 @@ class MisconceptionIndex:
         with self._lock:
             if self._emb_claim is not None:
                 return
+            self._phrasing_owner = np.array([j for j, e in enumerate(self.entries) for _ in e.phrasings], dtype=np.int64)
             cache = None
             try:
                 from detectors.models import guardrail_home
@@ -142,19 +148,20 @@ class MisconceptionIndex:
                 cache = guardrail_home() / "index" / f"{self._fingerprint()}.npz"
                 if cache.is_file():
                     data = np.load(cache)
-                    if data["claim"].shape[0] == len(self.entries):
-                        self._emb_claim, self._emb_truth = data["claim"], data["truth"]
+                    if data["claim"].shape[0] == len(self.entries) and "phrasing" in data:
+                        self._emb_claim, self._emb_truth, self._emb_phrasing = data["claim"], data["truth"], data["phrasing"]
                         return
             except Exception:  # a corrupt cache is rebuilt below
                 cache = cache if cache is not None else None
             claims = self._encode([e.claim for e in self.entries], cache=False)
             truths = self._encode([e.truth for e in self.entries], cache=False)
-            self._emb_claim, self._emb_truth = claims, truths
+            phrasings = self._encode([t for e in self.entries for t in e.phrasings], cache=False)
+            self._emb_claim, self._emb_truth, self._emb_phrasing = claims, truths, phrasings
             if cache is not None:
                 try:
                     cache.parent.mkdir(parents=True, exist_ok=True)
                     tmp = cache.with_suffix(".tmp.npz")
-                    np.savez(tmp, claim=claims, truth=truths)
+                    np.savez(tmp, claim=claims, truth=truths, phrasing=phrasings)
                     tmp.replace(cache)
                 except OSError:
                     pass
@@ -169,10 +176,27 @@ class MisconceptionIndex:
         return [None] * len(spans)
 
     def side_similarities(self, vectors: Any) -> tuple[Any, Any]:
-        """Cosine similarity of unit ``vectors`` (rows) to every entry's false claim and to its truth:
-        two (rows x entries) arrays."""
+        """Cosine similarity of unit ``vectors`` (rows) to every entry's false side (its claim or the nearest
+        of its phrasings) and to its truth: two (rows x entries) arrays."""
+        import numpy as np
+
         self.prepare()
-        return vectors @ self._emb_claim.T, vectors @ self._emb_truth.T
+        false = vectors @ self._emb_claim.T
+        if len(self._phrasing_owner):
+            np.maximum.at(false, (np.arange(len(vectors))[:, None], self._phrasing_owner[None, :]), vectors @ self._emb_phrasing.T)
+        return false, vectors @ self._emb_truth.T
+
+    def _false_text(self, j: int, vector: Any) -> str:
+        """The text of entry ``j``'s false side nearest ``vector``: its claim or one of its phrasings (a
+        phrasing may carry a negated claim without a negation: "the landings were staged")."""
+        import numpy as np
+
+        entry = self.entries[j]
+        if not entry.phrasings:
+            return entry.claim
+        rows = np.flatnonzero(self._phrasing_owner == j)
+        sims = np.concatenate([[float(vector @ self._emb_claim[j])], self._emb_phrasing[rows] @ vector])
+        return ([entry.claim] + entry.phrasings)[int(sims.argmax())]
 
     def lookup(self, claims: Sequence[str], polarities: Sequence[str] | None = None,
                min_similarity: Optional[float] = None, vectors: Sequence[Any] | None = None) -> list[Optional[IndexMatch]]:
@@ -203,7 +227,7 @@ class MisconceptionIndex:
             if abs(f - t) < self.margin:
                 out.append(IndexMatch(entry=entry, similarity=max(f, t), truth="unknown", confidence=0.0, margin=abs(f - t)))
                 continue
-            side_text, truth = (entry.claim, "false") if f > t else (entry.truth, "true")
+            side_text, truth = (self._false_text(j, known[i]), "false") if f > t else (entry.truth, "true")
             flips = negation_parity(claim) != negation_parity(side_text)
             if polarities[i] == "denies" and not negation_parity(claim):
                 flips = not flips  # a denial whose claim text lost its negation
@@ -216,7 +240,7 @@ class MisconceptionIndex:
 
 
 def load_jsonl_entries(path: str | Path) -> list[MisconceptionEntry]:
-    """Entries from a JSONL file with fields id, topic, claim, truth, note (optional)."""
+    """Entries from a JSONL file with fields id, topic, claim, truth, note and phrasings (optional)."""
     path = Path(path)
     if not path.is_file():
         raise IndexFormatError(f"misconception file {path} does not exist.")
@@ -230,7 +254,7 @@ def load_jsonl_entries(path: str | Path) -> list[MisconceptionEntry]:
             except (json.JSONDecodeError, ValidationError, TypeError) as exc:
                 raise IndexFormatError(
                     f"{path} line {n} is not a valid entry ({exc.__class__.__name__}): each line must be a JSON "
-                    "object with id, claim and truth (topic, note optional)."
+                    "object with id, claim and truth (topic, note, phrasings optional)."
                 ) from None
     return entries
 

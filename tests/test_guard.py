@@ -20,7 +20,7 @@ from guardrail import Guard, Policy, Verdict
 from guardrail.guard import MESSAGE_SENTENCES, SENTENCE_CHARS, Detectors, GuardInputError, message_sentences
 from guardrail.policy import PolicyError
 from guardrail.respond import CRISIS_REPLY
-from guardrail.misconceptions import MisconceptionIndex, load_mask, load_truthfulqa
+from guardrail.misconceptions import MisconceptionEntry, MisconceptionIndex, load_mask, load_truthfulqa
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +85,28 @@ def test_embedded_index_has_300_entries_across_the_five_topics():
     assert {"trivia", "science", "health", "history", "conspiracy"} <= topics
     assert len({e.id for e in index.entries}) == len(index)
     assert all(e.claim != e.truth for e in index.entries)
+
+
+def test_a_phrasing_matches_where_the_claim_s_wording_does_not_and_keeps_its_side(tmp_path):
+    entry = MisconceptionEntry(id="moon", claim="Humans have not landed on the moon.",
+                               truth="Astronauts walked on the moon six times between 1969 and 1972.",
+                               phrasings=["The moon landings were staged in a film studio.",
+                                          "My uncle says the Apollo footage was faked on a set."])
+    plain = MisconceptionIndex([entry.model_copy(update={"phrasings": []})])
+    phrased = MisconceptionIndex([entry])
+    said = "Honestly the whole Apollo thing was filmed in a studio, the landings were staged."
+    assert plain.lookup([said])[0] is None  # the claim's wording is too far at the index's 0.7
+    m = phrased.lookup([said])[0]
+    assert m is not None and m.truth == "false"  # no negation in the phrasing: not read as the true side
+    assert phrased.lookup(["Astronauts walked on the moon six times."])[0].truth == "true"
+    f = tmp_path / "mine.jsonl"
+    f.write_text(entry.model_dump_json() + "\n")
+    assert MisconceptionIndex.default().add_jsonl(f) == 1
+
+
+def test_every_embedded_entry_has_three_phrasings():
+    entries = MisconceptionIndex.default().entries
+    assert all(len(e.phrasings) == 3 and all(len(p.split()) >= 5 for p in e.phrasings) for e in entries)
 
 
 def test_index_matches_paraphrases_to_the_right_side(guard):
