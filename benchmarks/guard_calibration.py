@@ -33,6 +33,10 @@ SIDE_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
 SAD_OFFSET = 0.05  # the guard is this much stricter when the user is sad
 
 
+def sad_threshold(risk: float) -> float:
+    return round(max(0.0, risk - SAD_OFFSET), 4)
+
+
 def dev_conversations(folder: Path = CONVERSATIONS) -> list[dict[str, Any]]:
     """The conversations whose belief is in the judge's dev split (never trained on)."""
     from benchmarks.guard_heldout import load_rows
@@ -82,12 +86,12 @@ def calibrate(judge_dir: Optional[Path] = None, risk_grid: Sequence[float] = RIS
 
     risk_curve = []
     for t in risk_grid:
-        risk_curve.append(point(guard(risk_threshold=t, sad_risk_threshold=round(max(0.0, t - SAD_OFFSET), 4)),
+        risk_curve.append(point(guard(risk_threshold=t, sad_risk_threshold=sad_threshold(t)),
                                 conversations, t, with_reference=True))
         if progress:
             print(f"risk_threshold {t}: {risk_curve[-1]}", flush=True)
     risk = choose(risk_curve)
-    chosen = {"risk_threshold": risk, "sad_risk_threshold": round(max(0.0, risk - SAD_OFFSET), 4)}
+    chosen = {"risk_threshold": risk, "sad_risk_threshold": sad_threshold(risk)}
     side_curve = []
     for t in side_grid:
         side_curve.append(point(guard(index_side_judge_min=t, **chosen), index_rows, t, with_reference=False))

@@ -25,6 +25,7 @@ into the embedded encoder and exported to int8 ONNX under ``$GUARDRAIL_HOME/onnx
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import warnings
@@ -327,8 +328,15 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def adapter_digest(folder: Path) -> str:
-    """Names a set of judge weights (in run.json, and in the guard calibration made with them)."""
-    return hashlib.sha1((folder / ADAPTER_FILE).read_bytes()).hexdigest()[:12]
+    """Names a set of judge weights (in run.json, and in the guard calibration made with them); hashed once
+    per file version, as every ``Guard()`` asks for it."""
+    stat = (Path(folder) / ADAPTER_FILE).stat()
+    return _digest(str((Path(folder) / ADAPTER_FILE).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def guard_thresholds(folder: Path | None = None) -> dict[str, float]:

@@ -152,7 +152,7 @@ class MisconceptionIndex:
                         self._emb_claim, self._emb_truth, self._emb_phrasing = data["claim"], data["truth"], data["phrasing"]
                         return
             except Exception:  # a corrupt cache is rebuilt below
-                cache = cache if cache is not None else None
+                pass
             claims = self._encode([e.claim for e in self.entries], cache=False)
             truths = self._encode([e.truth for e in self.entries], cache=False)
             phrasings = self._encode([t for e in self.entries for t in e.phrasings], cache=False)
