@@ -265,9 +265,12 @@ def load_onnx_session(path: str | Path, *, threads: int | None = None) -> Any:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads sleep instead of spin-waiting: on a few cores a spinning pool steals the
-        # CPU from the server's event loop and the upstream between checks.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Worker threads spin-wait inside a run (a transformer pass is dozens of short parallel steps:
+        # waking a sleeping thread for each cost about a quarter of a single message's pass) and stop
+        # spinning when the run ends, so between checks they leave the few cores to the server's event
+        # loop and the upstream.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     return cached_object(("onnx", path, str(threads)), build)
