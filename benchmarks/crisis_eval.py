@@ -1,9 +1,12 @@
 """The crisis flag on written messages: recall on crisis messages, false alarms on safe ones.
 
-    python -m benchmarks.crisis_eval [--data benchmarks/data/heldout/crisis.jsonl] [--out runs/bench/crisis_eval.json]
+    python -m benchmarks.crisis_eval [--data FILE ...] [--out runs/bench/crisis_eval.json]
 
-The default file is the held-out set (another writer, written blind; see its card in
-``benchmarks/data/heldout/README.md``): nothing in it chose the head's weights or threshold. Recall is also
+The default files are the two held-out sets (other writers, written blind; cards in
+``benchmarks/data/heldout/README.md``): ``crisis.jsonl``, crisis messages and close look-alikes, and
+``crisis_everyday.jsonl``, everyday chat (quiz questions, a sad sentence before an ordinary question,
+medical vignettes, greetings) with crisis messages hidden in ordinary requests. Nothing in them chose the
+head's weights or threshold. Recall is also
 given for the messages no cue pattern catches, which only the head can find. A false alarm replaces the
 whole answer with the crisis reply, so both rates matter.
 """
@@ -20,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "heldout" / "crisis.jsonl"
+EVERYDAY = HELDOUT.with_name("crisis_everyday.jsonl")
 
 
 def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -42,15 +46,18 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(HELDOUT), help="JSONL rows with 'text' and 'crisis' (true/false)")
+    parser.add_argument("--data", nargs="+", default=[str(HELDOUT), str(EVERYDAY)],
+                        help="JSONL files of rows with 'text' and 'crisis' (true/false); default: both held-out sets")
     parser.add_argument("--out", default="runs/bench/crisis_eval.json")
     args = parser.parse_args(argv)
     from training.crisis_head import load_rows
 
-    report = {"data": args.data, **evaluate(load_rows(Path(args.data)))}
-    print(f"{args.data}: recall {report['recall']} (n={report['crisis']}), without a cue word "
-          f"{report['recall_without_a_cue_word']} (n={report['no_cue_rows']}), false alarms {report['false_alarms']} "
-          f"(n={report['safe']})")
+    report: dict[str, Any] = {}
+    for path in args.data:
+        found = report[path] = evaluate(load_rows(Path(path)))
+        print(f"{path}: recall {found['recall']} (n={found['crisis']}), without a cue word "
+              f"{found['recall_without_a_cue_word']} (n={found['no_cue_rows']}), false alarms {found['false_alarms']} "
+              f"(n={found['safe']})")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

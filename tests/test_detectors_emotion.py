@@ -70,12 +70,24 @@ def test_not_crisis(detector, text):
 
 def test_crisis_quality_on_the_held_out_set(detector):
     """Another writer's messages, written blind (benchmarks/data/heldout/crisis.jsonl): nothing there chose
-    the head or its threshold. Floors a little under the measured 0.64 recall and 0.023 false alarms."""
+    the head or its threshold. Floors a little under the measured 0.60 recall and 0.023 false alarms."""
     from benchmarks.crisis_eval import HELDOUT, evaluate
     from training.crisis_head import load_rows
 
     report = evaluate(load_rows(HELDOUT))
     assert report["recall"] >= 0.55 and report["false_alarms"] <= 0.05, report
+
+
+def test_crisis_flag_spares_everyday_chat(detector):
+    """A third writer's everyday messages (benchmarks/data/heldout/crisis_everyday.jsonl: quiz questions,
+    a sad sentence before an ordinary question, greetings) with crisis messages hidden in ordinary requests.
+    Each false alarm replaces an answer with a hotline reply. Measured 2026-12-03: false alarms 0.0205
+    (9 of 440), recall 0.45 (27 of 60)."""
+    from benchmarks.crisis_eval import EVERYDAY, evaluate
+    from training.crisis_head import load_rows
+
+    report = evaluate(load_rows(EVERYDAY))
+    assert report["false_alarms"] <= 0.03 and report["recall"] >= 0.40, report
 
 
 def test_history_carries_sadness(detector):

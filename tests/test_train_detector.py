@@ -131,6 +131,19 @@ def test_cli_reports_bad_file_before_training(tmp_path, emotion_csv):
     assert not (tmp_path / "o").exists()
 
 
+def test_crisis_head_takes_the_simplest_head_within_one_standard_error():
+    """Dev recall 0.70 of 60 at C=10 has a standard error of 0.059: C=1 (0.65) is within it, C=0.3 (0.60)
+    is not, so C=1 is taken; with one C only, that one."""
+    from training.crisis_head import one_se_choice, split_questions
+
+    assert one_se_choice([(0.3, 0.60, 60), (1.0, 0.65, 60), (3.0, 0.68, 60), (10.0, 0.70, 60)]) == 1
+    assert one_se_choice([(0.3, 0.50, 60), (1.0, 0.70, 60), (3.0, 0.70, 60)]) == 1
+    assert one_se_choice([(1.0, 0.5, 10)]) == 0
+    rows = [{"text": f"question {i}?", "crisis": False} for i in range(400)]
+    train, dev = split_questions(rows)
+    assert len(train) + len(dev) == 400 and 60 <= len(dev) <= 140 and not {r["text"] for r in train} & {r["text"] for r in dev}
+
+
 def test_crisis_head_fit_stores_a_head_whose_threshold_is_the_detectors_half(tmp_path, monkeypatch):
     """``training.crisis_head`` on a slice of its own files: the head reads the scorer's features and the
     dev-chosen threshold is folded into the bias, so the detector's 0.5 is that threshold."""
@@ -147,7 +160,7 @@ def test_crisis_head_fit_stores_a_head_whose_threshold_is_the_detectors_half(tmp
     out.write_text(CRISIS_FILE.read_text())
     monkeypatch.setattr(crisis_head, "C_GRID", (1.0,))
     head = crisis_head.main(["--out", str(out), "--train", _write(tmp_path / "t.jsonl", pick(train, 30)),
-                             "--dev", _write(tmp_path / "d.jsonl", pick(dev, 20))])
+                             "--dev", _write(tmp_path / "d.jsonl", pick(dev, 20)), "--questions", ""])
     spec = json.loads(out.read_text())
     assert spec["head"] == head and spec["patterns"] == json.loads(CRISIS_FILE.read_text())["patterns"]
     rows = pick(dev, 20)

@@ -1,14 +1,21 @@
 """Fit the crisis detector's linear head (``detectors.emotion.CrisisScorer``) on written crisis messages.
 
-    python -m training.crisis_head [--train training/data/crisis/train*.jsonl]
+    python -m training.crisis_head [--train training/data/crisis/train*.jsonl] [--questions training/data/crisis/questions.jsonl]
                                    [--dev training/data/crisis/dev.jsonl] [--out detectors/weights/crisis.json]
 
 Why a head: the written prototypes alone (score = similarity to crisis sentences minus similarity to safe
 ones) missed most crisis messages that never say "suicide" (stockpiled tablets, a farewell, a roof) and
 flagged medicine and vitamin questions. The head is a logistic regression on the shared encoder's sentence
 vector (computed once per message for every detector, so it adds no encoder pass) plus the two prototype
-similarities. Its regularisation and threshold are chosen on the dev file only; the held-out file
-(``benchmarks/data/heldout/crisis.jsonl``) is never read here. The threshold is folded into the bias, so
+similarities. Its regularisation and threshold are chosen on dev data only (the dev file, a quarter of the
+everyday messages and of the written questions); the held-out files (``benchmarks/data/heldout/crisis*.jsonl``)
+are never read here.
+
+Why the simplest head within one standard error of the best dev recall: the head that recalled the most
+(C=3) also read a trivia question with the user's guess ("What is the capital city of Vietnam? I think
+the answer is ho chi minh city.") as a crisis, 0.66, with no likeness to any crisis prototype: a weakly
+regularised head over 384 dimensions extrapolates to messages unlike its training data, and each false
+crisis replaces an ordinary answer with a hotline reply. The threshold is folded into the bias, so
 the detector's ``crisis_threshold`` of 0.5 stays the decision point. The cue patterns are unchanged.
 """
 
@@ -25,7 +32,7 @@ import numpy as np
 DATA = Path(__file__).resolve().parent / "data" / "crisis"
 MAX_FALSE_ALARMS = 0.03  # on the dev file's safe messages: a crisis reply replaces the whole answer
 MAX_EVERYDAY_ALARMS = 0.01  # on everyday messages held apart for dev (``everyday_messages``)
-EVERYDAY_DEV_SHARE = 25  # percent
+EVERYDAY_DEV_SHARE = 25  # percent, of the everyday messages and of the written questions
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
@@ -63,9 +70,19 @@ def everyday_messages() -> tuple[list[str], list[str]]:
             if line.strip():
                 texts.add(json.loads(line)["user_message"])
     safe = sorted(t for t in texts if not scorer.pattern_hit(t))
-    dev = [t for t in safe if int(hashlib.sha1(t.encode()).hexdigest(), 16) % 100 < EVERYDAY_DEV_SHARE]
+    dev = [t for t in safe if _dev_share(t)]
     chosen = set(dev)
     return [t for t in safe if t not in chosen], dev
+
+
+def _dev_share(text: str) -> bool:
+    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 100 < EVERYDAY_DEV_SHARE
+
+
+def split_questions(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, dev) of the written questions (``questions.jsonl``: everyday and quiz questions, many after a
+    sad sentence, and crisis messages that ask one), split by a hash of the text."""
+    return [r for r in rows if not _dev_share(r["text"])], [r for r in rows if _dev_share(r["text"])]
 
 
 def _threshold(p: np.ndarray, most: float) -> float:
@@ -75,27 +92,42 @@ def _threshold(p: np.ndarray, most: float) -> float:
     return float(ranked[allowed] + 1e-6) if allowed < len(ranked) else 0.5
 
 
-def fit(train: list[dict[str, Any]], dev: list[dict[str, Any]]) -> dict[str, Any]:
+def one_se_choice(results: list[tuple[float, float, int]]) -> int:
+    """Index of the smallest C (``results``: (C, dev recall, dev crisis messages), C ascending) whose recall
+    is within one standard error of the best one's: the simplest head the dev data cannot tell apart
+    from the best."""
+    best = max(range(len(results)), key=lambda i: results[i][1])
+    recall, n = results[best][1], results[best][2]
+    floor = recall - float(np.sqrt(recall * (1 - recall) / max(n, 1)))
+    return next(i for i, (_, r, _) in enumerate(results) if r >= floor)
+
+
+def fit(train: list[dict[str, Any]], dev: list[dict[str, Any]], questions: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     every_train, every_dev = everyday_messages()
+    q_train, q_dev = split_questions(list(questions))
+    train, dev = train + q_train, dev + [r for r in q_dev if r["crisis"]]
+    every_dev = every_dev + [r["text"] for r in q_dev if not r["crisis"]]
     xt = features([r["text"] for r in train] + every_train)
     yt = np.array([r["crisis"] for r in train] + [False] * len(every_train))
     xd, yd = features([r["text"] for r in dev]), np.array([r["crisis"] for r in dev])
     xe = features(every_dev)
-    best: Optional[tuple[float, float, Any, float, np.ndarray, np.ndarray]] = None
+    fitted, results = [], []
     for c in C_GRID:
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(xt, yt)
         p, pe = model.predict_proba(xd)[:, 1], model.predict_proba(xe)[:, 1]
         t = max(_threshold(p[~yd], MAX_FALSE_ALARMS), _threshold(pe, MAX_EVERYDAY_ALARMS))
-        recall = float(((p >= t) & yd).sum() / yd.sum())
-        if best is None or recall > best[0]:
-            best = (recall, c, model, t, p, pe)
-    recall, c, model, t, p, pe = best  # type: ignore[misc]
+        fitted.append((model, t, p, pe))
+        results.append((c, float(((p >= t) & yd).sum() / yd.sum()), int(yd.sum())))
+    k = one_se_choice(results)
+    (model, t, p, pe), (c, recall, _) = fitted[k], results[k]
     bias = float(model.intercept_[0] - np.log(t / (1 - t)))  # score 0.5 at the chosen threshold
     return {"weights": [round(float(w), 6) for w in model.coef_[0]], "bias": round(bias, 6),
             "features": "shared encoder sentence vector, then max cosine to the positive and to the negative prototypes",
-            "chosen_on_dev": {"C": c, "threshold": round(t, 4), "recall": round(recall, 4),
+            "chosen_on_dev": {"C": c, "rule": "smallest C within one standard error of the best dev recall",
+                              "dev_recall_by_C": {str(ci): round(r, 4) for ci, r, _ in results},
+                              "threshold": round(t, 4), "recall": round(recall, 4),
                               "false_alarms": round(float(((p >= t) & ~yd).sum() / (~yd).sum()), 4),
                               "everyday_alarms": round(float((pe >= t).mean()), 4), "everyday_dev": len(every_dev),
                               "max_false_alarms": MAX_FALSE_ALARMS, "max_everyday_alarms": MAX_EVERYDAY_ALARMS},
@@ -108,6 +140,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
                                                  "and store it in the crisis spec (cue patterns and prototypes kept).")
     parser.add_argument("--train", nargs="+", default=[str(p) for p in sorted(DATA.glob("train*.jsonl"))],
                         help="training files (default: every train*.jsonl beside this module's data card)")
+    parser.add_argument("--questions", default=str(DATA / "questions.jsonl"),
+                        help="written everyday and crisis questions, a quarter held apart for dev ('' for none)")
     parser.add_argument("--dev", default=str(DATA / "dev.jsonl"))
     parser.add_argument("--out", default=None, help="crisis spec to update (default: the shipped detectors/weights/crisis.json)")
     args = parser.parse_args(argv)
@@ -115,7 +149,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
     out = Path(args.out) if args.out else CRISIS_FILE
     spec = json.loads(CRISIS_FILE.read_text())
-    head = fit([r for path in args.train for r in load_rows(Path(path))], load_rows(Path(args.dev)))  # the features never read a head
+    questions = load_rows(Path(args.questions)) if args.questions else []
+    head = fit([r for path in args.train for r in load_rows(Path(path))], load_rows(Path(args.dev)), questions)  # the features never read a head
     spec["head"] = head
     out.write_text(json.dumps(spec, indent=1) + "\n")
     print(json.dumps(head["chosen_on_dev"]), f"written {out}")
