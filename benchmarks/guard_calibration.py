@@ -9,9 +9,12 @@ policy still wins):
 - ``risk_threshold``, and ``sad_risk_threshold`` = it - ``SAD_OFFSET``: on the training conversations' dev
   split (the rows whose belief ``training/judge.py:is_dev`` puts in the judge's dev split), each row's truth
   passed as reference;
+- ``reference_true_min`` (how sure the judge must be that a reference passage agrees with the user's claim
+  before the claim counts as true), on the same rows, at the chosen risk threshold;
 - ``index_side_judge_min``: on the index dev set (``training/data/index_dev``), without a reference.
 Each is the grid value with the highest share of sycophantic drafts flagged minus the share of other drafts
-flagged (Youden's J); a tie goes to the higher threshold (fewer flags). No held-out file is read.
+flagged (Youden's J); a tie goes to the value that flags fewer drafts, then to the higher one. No held-out
+file is read.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ CONVERSATIONS = ROOT / "training" / "data" / "judge"
 INDEX_DEV = ROOT / "training" / "data" / "index_dev" / "conversations_ix1.jsonl"
 RISK_GRID = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 SIDE_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
+TRUE_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
 SAD_OFFSET = 0.05  # the guard is this much stricter when the user is sad
 
 
@@ -47,14 +51,15 @@ def dev_conversations(folder: Path = CONVERSATIONS) -> list[dict[str, Any]]:
 
 
 def choose(curve: Sequence[dict[str, Any]]) -> float:
-    """The threshold with the highest catch rate minus false-flag rate; ties to the higher threshold."""
+    """The threshold with the highest catch rate minus false-flag rate; ties to the one that flags fewer
+    drafts, then to the higher threshold."""
     if not curve:
         raise ValueError("no points to choose from")
 
     def youden(p: dict[str, Any]) -> float:
         return p["caught"] / max(1, p["sycophantic"]) - p["false_flags"] / max(1, p["other"])
 
-    return max(curve, key=lambda p: (round(youden(p), 9), p["threshold"]))["threshold"]
+    return max(curve, key=lambda p: (round(youden(p), 9), -p["false_flags"], -p["caught"], p["threshold"]))["threshold"]
 
 
 def point(guard: Any, rows: list[dict[str, Any]], threshold: float, *, with_reference: bool) -> dict[str, Any]:
@@ -66,8 +71,9 @@ def point(guard: Any, rows: list[dict[str, Any]], threshold: float, *, with_refe
 
 
 def calibrate(judge_dir: Optional[Path] = None, risk_grid: Sequence[float] = RISK_GRID,
-              side_grid: Sequence[float] = SIDE_GRID, progress: bool = True) -> dict[str, Any]:
-    """Sweep both thresholds on dev; returns the chosen values and the curves they were chosen on."""
+              side_grid: Sequence[float] = SIDE_GRID, true_grid: Sequence[float] = TRUE_GRID,
+              progress: bool = True) -> dict[str, Any]:
+    """Sweep the thresholds on dev in turn; returns the chosen values and the curves they were chosen on."""
     from benchmarks.guard_heldout import load_rows
     from benchmarks.runner import EVALUATION_TIMEOUT_MS
     from detectors.judge import DEFAULT_PATH, AnswerJudge, adapter_digest
@@ -84,24 +90,29 @@ def calibrate(judge_dir: Optional[Path] = None, risk_grid: Sequence[float] = RIS
         return Guard(detectors=Detectors(stance=AnswerJudge(folder)),
                      policy=Policy(timeout_ms=EVALUATION_TIMEOUT_MS, **thresholds))
 
-    risk_curve = []
-    for t in risk_grid:
-        risk_curve.append(point(guard(risk_threshold=t, sad_risk_threshold=sad_threshold(t)),
-                                conversations, t, with_reference=True))
-        if progress:
-            print(f"risk_threshold {t}: {risk_curve[-1]}", flush=True)
+    def sweep(name: str, grid: Sequence[float], rows: list[dict[str, Any]], with_reference: bool,
+              **fixed: float) -> list[dict[str, Any]]:
+        curve = []
+        for t in grid:
+            values = {name: t, **({"sad_risk_threshold": sad_threshold(t)} if name == "risk_threshold" else {})}
+            curve.append(point(guard(**fixed, **values), rows, t, with_reference=with_reference))
+            if progress:
+                print(f"{name} {t}: {curve[-1]}", flush=True)
+        return curve
+
+    risk_curve = sweep("risk_threshold", risk_grid, conversations, True)
     risk = choose(risk_curve)
     chosen = {"risk_threshold": risk, "sad_risk_threshold": sad_threshold(risk)}
-    side_curve = []
-    for t in side_grid:
-        side_curve.append(point(guard(index_side_judge_min=t, **chosen), index_rows, t, with_reference=False))
-        if progress:
-            print(f"index_side_judge_min {t}: {side_curve[-1]}", flush=True)
+    true_curve = sweep("reference_true_min", true_grid, conversations, True, **chosen)
+    chosen["reference_true_min"] = choose(true_curve)
+    side_curve = sweep("index_side_judge_min", side_grid, index_rows, False, **chosen)
     chosen["index_side_judge_min"] = choose(side_curve)
+    dev = f"training conversations' dev split ({len(conversations)} rows), truth as reference"
     return {"thresholds": chosen, "adapter_sha1": adapter_digest(folder),
-            "rule": "Youden's J (catch rate - false-flag rate), ties to the higher threshold; sad = risk - "
-                    f"{SAD_OFFSET}", "risk_curve": {"data": f"training conversations' dev split ({len(conversations)} "
-                    "rows), truth as reference", "points": risk_curve},
+            "rule": "Youden's J (catch rate - false-flag rate), ties to fewer flags, then to the higher threshold; "
+                    f"sad = risk - {SAD_OFFSET}",
+            "risk_curve": {"data": dev, "points": risk_curve},
+            "true_curve": {"data": dev + ", at the chosen risk threshold", "points": true_curve},
             "side_curve": {"data": f"index dev set ({len(index_rows)} rows), no reference", "points": side_curve}}
 
 
@@ -116,7 +127,7 @@ def write(folder: Path, calibration: dict[str, Any]) -> Path:
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description="Choose the guard's risk and index-side thresholds for a set of "
+    parser = argparse.ArgumentParser(description="Choose the guard's risk, reference-passage and index-side thresholds for a set of "
                                      "answer-judge weights on dev data (a few minutes on 2 cores), and with --write "
                                      "store them in the weights' config.json, where every guard takes them.")
     parser.add_argument("--judge", type=Path, default=None, help="judge weights folder (default: the shipped one)")

@@ -17,7 +17,8 @@ from guardrail.verdict import Action
 # The thresholds that depend on the stance model's scores: calibrated on dev with the weights and stored
 # beside them (``benchmarks/guard_calibration.py`` writes the answer judge's ``config.json: guard``). These
 # values serve a stance model that carries none (the answer judge run S's own, 2026-12-02).
-UNCALIBRATED: dict[str, float] = {"risk_threshold": 0.5, "sad_risk_threshold": 0.45, "index_side_judge_min": 0.6}
+UNCALIBRATED: dict[str, float] = {"risk_threshold": 0.5, "sad_risk_threshold": 0.45, "index_side_judge_min": 0.6,
+                                  "reference_true_min": 0.5}
 
 
 class PolicyError(ValueError):
@@ -57,6 +58,11 @@ class Policy(BaseModel):
                                                 "at this similarity, and the answer judge must confirm the side")
     reference_context_min: float = Field(0.5, ge=0, le=1, description="stance probability at which a reference "
                                          "passage confirms or refutes a claim")
+    reference_true_min: Optional[float] = Field(None, ge=0, le=1, description="a reference passage read as agreeing "
+                                                "with a claim confirms it only at this probability; between "
+                                                "reference_context_min and it, the passage is taken to question the "
+                                                "claim (the draft is then read with the passage beside it); None = "
+                                                "the value calibrated with the stance weights")
     reference_answer_max_words: int = Field(12, ge=1, le=200, description="a reference string of at most this many "
                                             "words is a short answer; a longer one is a passage of context")
     reference_match_confidence: float = Field(0.9, ge=0, le=1, description="truth confidence when a claim names a "

@@ -140,12 +140,24 @@ class ReferenceSource:
         if passages:
             scores = ctx.stance.predict([(queries[i].claim, queries[i].reference.context) for i in passages])
             for i, s in zip(passages, scores):
-                if s.label in ("endorses", "corrects") and max(s.endorses, s.corrects) >= p.reference_context_min:
-                    truth = "true" if s.label == "endorses" else "false"
+                truth = passage_truth(s, p)
+                if truth is not None:
                     context = queries[i].reference.context
                     out[i] = TruthResult(truth, self.name, float(max(s.endorses, s.corrects)),
                                          correction=respond.first_sentences(context, 2), statement=context)
         return out
+
+
+def passage_truth(s: StanceScores, policy: Policy) -> Optional[str]:
+    """What a reference passage says of a claim, from the stance model's reading of the passage as a reply to
+    it. A passage that agrees only weakly (below ``reference_true_min``) is taken to question the claim: the
+    judge misreads some contradictions as agreement ("Paying in full is good for your score." against "paying
+    my card off in full every month is bad for my credit"), and the caller passed the passage as the truth."""
+    if s.label not in ("endorses", "corrects") or max(s.endorses, s.corrects) < policy.reference_context_min:
+        return None
+    if s.label == "corrects":
+        return "false"
+    return "true" if s.endorses >= policy.threshold("reference_true_min") else "false"
 
 
 def judge_by_answers(claim: str, polarity: str, reference: Reference, policy: Policy) -> Optional[TruthResult]:

@@ -112,3 +112,22 @@ def test_decide_is_pure():
     second = decide([f], sad=True, policy=P)
     assert first.action == second.action and first.beliefs == second.beliefs
     assert f.truth.truth == "false" and f.cross_check is None  # inputs untouched
+
+
+def test_a_reference_passage_confirms_a_claim_only_when_the_judge_is_sure():
+    """Between reference_context_min and reference_true_min an agreeing reading of the passage questions the
+    claim instead (the judge misreads some contradictions as weak agreement)."""
+    from detectors.types import StanceScores
+    from guardrail.policy import Policy
+    from guardrail.truth import passage_truth
+
+    def read(endorses, corrects, hedges=0.0, ignores=0.0):
+        return StanceScores(endorses=endorses, corrects=corrects, hedges=hedges, ignores=ignores)
+
+    policy = Policy(reference_true_min=0.8)
+    assert passage_truth(read(0.9, 0.05), policy) == "true"
+    assert passage_truth(read(0.6, 0.3), policy) == "false"
+    assert passage_truth(read(0.1, 0.8), policy) == "false"
+    assert passage_truth(read(0.4, 0.1, hedges=0.5), policy) is None  # hedged: the passage does not say
+    assert passage_truth(read(0.45, 0.3), policy) is None  # under reference_context_min: unknown
+    assert passage_truth(read(0.6, 0.3), Policy(reference_true_min=0.5)) == "true"

@@ -470,8 +470,10 @@ def test_unset_thresholds_come_from_the_calibration_and_set_ones_stay():
     from guardrail.policy import UNCALIBRATED
 
     assert Policy().risk_threshold is None and Policy().risk_threshold_for(sad=False) == UNCALIBRATED["risk_threshold"]
-    filled = Policy().calibrated({"risk_threshold": 0.6, "sad_risk_threshold": 0.55, "index_side_judge_min": 0.8})
-    assert (filled.risk_threshold, filled.sad_risk_threshold, filled.index_side_judge_min) == (0.6, 0.55, 0.8)
+    filled = Policy().calibrated({"risk_threshold": 0.6, "sad_risk_threshold": 0.55, "index_side_judge_min": 0.8,
+                                  "reference_true_min": 0.7})
+    assert (filled.risk_threshold, filled.sad_risk_threshold, filled.index_side_judge_min, filled.reference_true_min) == (
+        0.6, 0.55, 0.8, 0.7)
     assert Policy().calibrated({}).model_dump(include=set(UNCALIBRATED)) == UNCALIBRATED
     own = Policy(risk_threshold=0.4).calibrated({"risk_threshold": 0.6, "sad_risk_threshold": 0.55})
     assert (own.risk_threshold, own.sad_risk_threshold) == (0.4, 0.4)  # a calibrated sad threshold never looser

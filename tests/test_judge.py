@@ -328,7 +328,8 @@ def test_the_shipped_weights_carry_their_guard_thresholds_and_a_guard_takes_them
     from guardrail import Guard, Policy
 
     stored = json.loads((DEFAULT_PATH / "config.json").read_text())["guard"]["thresholds"]
-    assert guard_thresholds() == stored and set(stored) == {"risk_threshold", "sad_risk_threshold", "index_side_judge_min"}
+    assert guard_thresholds() == stored and set(stored) == {"risk_threshold", "sad_risk_threshold", "index_side_judge_min",
+                                                            "reference_true_min"}
     g = Guard()
     assert (g.policy.risk_threshold, g.policy.sad_risk_threshold, g.policy.index_side_judge_min) == (
         stored["risk_threshold"], stored["sad_risk_threshold"], stored["index_side_judge_min"])
@@ -371,7 +372,7 @@ def test_saving_new_weights_drops_the_old_weights_calibration(tmp_path):
     assert guard_thresholds(folder) == {}
 
 
-def test_calibration_takes_the_best_youden_point_and_breaks_ties_upward():
+def test_calibration_takes_the_best_youden_point_and_breaks_ties_toward_fewer_flags():
     from benchmarks.guard_calibration import choose
 
     def p(t, caught, false):
@@ -379,5 +380,7 @@ def test_calibration_takes_the_best_youden_point_and_breaks_ties_upward():
 
     assert choose([p(0.4, 90, 40), p(0.5, 85, 20), p(0.6, 70, 10)]) == 0.5  # J 0.70, 0.75, 0.65
     assert choose([p(0.5, 80, 10), p(0.6, 80, 10), p(0.7, 60, 0)]) == 0.6
+    # a tie goes to the point that flags fewer drafts, whichever way the threshold runs (J 0.75, 0.75, 0.6)
+    assert choose([p(0.5, 80, 10), p(0.6, 82, 14), p(0.7, 60, 0)]) == 0.5
     with pytest.raises(ValueError):
         choose([])
