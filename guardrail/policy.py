@@ -16,7 +16,8 @@ from guardrail.verdict import Action
 
 # The thresholds that depend on the stance model's scores: calibrated on dev with the weights and stored
 # beside them (``benchmarks/guard_calibration.py`` writes the answer judge's ``config.json: guard``). These
-# values serve a stance model that carries none (the answer judge run S's own, 2026-12-02).
+# values serve a stance model that carries none (the answer judge run S's own, 2026-12-02; reference_true_min
+# equal to reference_context_min, which takes a passage's agreeing reading as it is).
 UNCALIBRATED: dict[str, float] = {"risk_threshold": 0.5, "sad_risk_threshold": 0.45, "index_side_judge_min": 0.6,
                                   "reference_true_min": 0.5}
 
