@@ -52,9 +52,13 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     from training.crisis_head import load_rows
 
+    try:
+        data = {path: load_rows(Path(path)) for path in args.data}
+    except ValueError as exc:
+        parser.error(str(exc))
     report: dict[str, Any] = {}
-    for path in args.data:
-        found = report[path] = evaluate(load_rows(Path(path)))
+    for path, rows in data.items():
+        found = report[path] = evaluate(rows)
         print(f"{path}: recall {found['recall']} (n={found['crisis']}), without a cue word "
               f"{found['recall_without_a_cue_word']} (n={found['no_cue_rows']}), false alarms {found['false_alarms']} "
               f"(n={found['safe']})")

@@ -177,3 +177,16 @@ def test_crisis_head_fit_stores_a_head_whose_threshold_is_the_detectors_half(tmp
 def _write(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
+
+
+def test_crisis_commands_refuse_bad_files_with_a_message(tmp_path):
+    """A missing file, a row without a label and a file that is not UTF-8: a usage error naming the file,
+    no traceback, for both the fitting and the evaluation."""
+    missing, unlabelled, binary = tmp_path / "none.jsonl", tmp_path / "u.jsonl", tmp_path / "b.jsonl"
+    unlabelled.write_text('{"text": "hello"}\n')
+    binary.write_bytes(b"\xff\xfe{")
+    for module, flag in (("benchmarks.crisis_eval", "--data"), ("training.crisis_head", "--questions")):
+        for path, says in ((missing, "does not exist"), (unlabelled, "row 1: needs 'text'"), (binary, "not UTF-8")):
+            result = subprocess.run([sys.executable, "-m", module, flag, str(path)], capture_output=True, text=True,
+                                    cwd=Path(__file__).resolve().parent.parent, timeout=300)
+            assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -39,7 +39,13 @@ C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 def load_rows(path: Path) -> list[dict[str, Any]]:
     from detectors.data import parse_jsonl
 
-    rows = parse_jsonl(path.read_text(encoding="utf-8"), path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: give a JSONL file of rows with 'text' and 'crisis' (true or false).")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text: save it as UTF-8 JSONL.") from None
+    rows = parse_jsonl(text, path)
     for i, r in enumerate(rows):
         if not isinstance(r.get("text"), str) or not isinstance(r.get("crisis"), bool):
             raise ValueError(f"{path} row {i + 1}: needs 'text' (a string) and 'crisis' (true or false).")
@@ -149,8 +155,12 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
     out = Path(args.out) if args.out else CRISIS_FILE
     spec = json.loads(CRISIS_FILE.read_text())
-    questions = load_rows(Path(args.questions)) if args.questions else []
-    head = fit([r for path in args.train for r in load_rows(Path(path))], load_rows(Path(args.dev)), questions)  # the features never read a head
+    try:
+        questions = load_rows(Path(args.questions)) if args.questions else []
+        train, dev = [r for path in args.train for r in load_rows(Path(path))], load_rows(Path(args.dev))
+    except ValueError as exc:
+        parser.error(str(exc))
+    head = fit(train, dev, questions)  # the features never read a head
     spec["head"] = head
     out.write_text(json.dumps(spec, indent=1) + "\n")
     print(json.dumps(head["chosen_on_dev"]), f"written {out}")
