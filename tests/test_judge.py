@@ -331,8 +331,9 @@ def test_the_shipped_weights_carry_their_guard_thresholds_and_a_guard_takes_them
     assert guard_thresholds() == stored and set(stored) == {"risk_threshold", "sad_risk_threshold", "index_side_judge_min",
                                                             "reference_true_min"}
     g = Guard()
-    assert (g.policy.risk_threshold, g.policy.sad_risk_threshold, g.policy.index_side_judge_min) == (
-        stored["risk_threshold"], stored["sad_risk_threshold"], stored["index_side_judge_min"])
+    assert (g.policy.risk_threshold, g.policy.sad_risk_threshold, g.policy.index_side_judge_min,
+            g.policy.reference_true_min) == (stored["risk_threshold"], stored["sad_risk_threshold"],
+                                             stored["index_side_judge_min"], stored["reference_true_min"])
     mine = Guard(policy=Policy(risk_threshold=0.3))  # the policy's own value wins; the sad one stays no looser
     assert mine.policy.risk_threshold == 0.3 and mine.policy.sad_risk_threshold == min(0.3, stored["sad_risk_threshold"])
 
