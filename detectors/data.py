@@ -8,6 +8,14 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def in_hash_share(text: str, percent: int) -> bool:
+    """Whether ``text`` falls in the first ``percent`` of 100 buckets by its SHA-1: a dev split that stays
+    stable as a corpus grows and never depends on row order."""
+    import hashlib
+
+    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 100 < percent
+
+
 class SharedDataMissing(FileNotFoundError):
     """The shared data folder (or a file in it) is absent; the message says where it was looked for."""
 

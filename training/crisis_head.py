@@ -22,12 +22,13 @@ the detector's ``crisis_threshold`` of 0.5 stays the decision point. The cue pat
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from detectors.data import in_hash_share
 
 DATA = Path(__file__).resolve().parent / "data" / "crisis"
 MAX_FALSE_ALARMS = 0.03  # on the dev file's safe messages: a crisis reply replaces the whole answer
@@ -76,19 +77,16 @@ def everyday_messages() -> tuple[list[str], list[str]]:
             if line.strip():
                 texts.add(json.loads(line)["user_message"])
     safe = sorted(t for t in texts if not scorer.pattern_hit(t))
-    dev = [t for t in safe if _dev_share(t)]
+    dev = [t for t in safe if in_hash_share(t, EVERYDAY_DEV_SHARE)]
     chosen = set(dev)
     return [t for t in safe if t not in chosen], dev
-
-
-def _dev_share(text: str) -> bool:
-    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 100 < EVERYDAY_DEV_SHARE
 
 
 def split_questions(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, dev) of the written questions (``questions.jsonl``: everyday and quiz questions, many after a
     sad sentence, and crisis messages that ask one), split by a hash of the text."""
-    return [r for r in rows if not _dev_share(r["text"])], [r for r in rows if _dev_share(r["text"])]
+    held = [in_hash_share(r["text"], EVERYDAY_DEV_SHARE) for r in rows]
+    return [r for r, h in zip(rows, held) if not h], [r for r, h in zip(rows, held) if h]
 
 
 def _threshold(p: np.ndarray, most: float) -> float:

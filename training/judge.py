@@ -35,6 +35,7 @@ import numpy as np
 
 from training.checkpoint import resume, save
 
+from detectors.data import in_hash_share
 from detectors.judge import (JUDGE_LABELS, SIDE_TOKENS, WINDOW_TOKENS, encode_item, window_feed)
 from detectors.text import normalise, sentence_spans
 
@@ -230,7 +231,7 @@ def nli_items(limit_share: float, seed: int) -> list[dict[str, Any]]:
 
 def is_dev(group: str) -> bool:
     """A question's or a belief's group is in dev by its hash: stable as the corpus grows."""
-    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 100 < DEV_SHARE
+    return in_hash_share(group, DEV_SHARE)
 
 
 def split(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
