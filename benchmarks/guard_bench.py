@@ -9,6 +9,8 @@ covers it); per-stage medians; ``check_batch`` throughput with beliefs; and the 
 messages at once, against one encoder pass. Each check's p50 is also given as a ratio to the encoder work it
 cannot avoid, measured in the same run: one int8 pass over the message (a check with no belief reads only
 the message); one over the message plus one over the draft (a check with a belief reads the draft too).
+Beside them, a figure no machine moves: the encoder work one check runs, in token positions times layers,
+against the same unit (``encoder_work``): what the wall-clock ratio comes to once every other cost is gone.
 Targets from the issue: p50 <= 15 ms (no belief), p50 <= 45 ms and p99 <= 100 ms (one belief),
 check_batch >= 100 checks/s.
 """
@@ -101,6 +103,52 @@ def time_encoder_pass(text: str, n: int) -> float:
     return percentile(times, 50)
 
 
+def encoder_work(guard, user: str, draft: str, reference: dict | None = None) -> dict:
+    """The transformer work of one uncached check: per ONNX graph, the token positions it ran times the
+    layers it runs them through (the emotion stage's split graph runs the shared encoder's six and its own
+    tuned top layers again), beside one pass of the shared encoder over the message and over the draft.
+    Counted by wrapping ``InferenceSession.run`` for this one check; a machine-independent floor under the
+    wall-clock ratios."""
+    import onnxruntime as ort
+
+    from detectors.emotion import EmotionDetector
+    from detectors.emotion_encoder import tuned_layers
+    from detectors.encoder import get_encoder
+
+    encoder = get_encoder()
+    layers = encoder_layers = 6
+    tuned = EmotionDetector().head.tuned()
+    split_layers = layers + len(tuned_layers(tuned.folder) or []) if tuned is not None and tuned.split else layers
+    runs: list[tuple[str, int]] = []
+    original = ort.InferenceSession.run
+
+    def counting(session, output_names, feed, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ids = feed.get("input_ids")
+        name = Path(getattr(session, "_model_path", "") or "?").name
+        runs.append((name, int(ids.shape[0] * ids.shape[1]) if ids is not None else 0))
+        return original(session, output_names, feed, *args, **kwargs)
+
+    clear_encoder_cache()
+    ort.InferenceSession.run = counting  # type: ignore[method-assign]
+    try:
+        guard.check(user, draft, reference=reference)
+    finally:
+        ort.InferenceSession.run = original  # type: ignore[method-assign]
+    graphs: dict[str, dict[str, int]] = {}
+    for name, positions in runs:
+        kind = name.split("-")[0] + ("-split" if "-split-" in name else "")
+        g = graphs.setdefault(kind, {"runs": 0, "positions": 0, "layer_positions": 0})
+        g["runs"] += 1
+        g["positions"] += positions
+        g["layer_positions"] += positions * (split_layers if kind == "emotion-split" else layers)
+    tokens = [len(encoder.tokenizer(text)["input_ids"]) for text in (user, draft)]
+    unit = {"message": tokens[0] * encoder_layers, "message_and_draft": sum(tokens) * encoder_layers}
+    total = sum(g["layer_positions"] for g in graphs.values())
+    return {"graphs": graphs, "layer_positions": total, "unit_layer_positions": unit,
+            "ratio_to_message_pass": round(total / unit["message"], 2),
+            "ratio_to_message_and_draft_passes": round(total / unit["message_and_draft"], 2)}
+
+
 def time_emotion_batch(n: int) -> tuple[float, float]:
     """(messages/s of the emotion detector over ``n`` new messages at once, messages/s of one int8 encoder
     pass over ``n`` others): the work the emotion stage does per message, batched, in encoder passes."""
@@ -147,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
     # A check with a belief must read the draft too: its unit is one pass over each of the two texts.
     both = unit + time_encoder_pass(DRAFT, args.n)
     emotion_rate, pass_rate = time_emotion_batch(args.batch)
+    work = {"no_belief": encoder_work(guard, USER_NO_BELIEF, DRAFT), "one_belief": encoder_work(guard, USER_ONE_BELIEF, DRAFT)}
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg": os.getloadavg(), "cpu_flags": cpu_flags()},
@@ -159,6 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
                                               "one_belief_reference": round(with_reference["p50_ms"] / both, 2)},
         "words": {"user": 60, "draft": len(DRAFT.split())},
         "no_belief": no_belief, "one_belief": one_belief, "one_belief_reference": with_reference,
+        "encoder_work": work,
         "check_batch": {"items": len(items), "batch_size": args.batch_size, "checks_per_s": round(throughput, 1)},
         "emotion_batch": {"messages": args.batch, "messages_per_s": round(emotion_rate, 1),
                           "encoder_pass_messages_per_s": round(pass_rate, 1),
@@ -180,6 +230,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"{with_reference['p99_ms']:.1f} ms  ({with_reference['p50_ms'] / unit:.2f}x one encoder pass, "
           f"{with_reference['p50_ms'] / both:.2f}x the passes over message and draft; "
           f"{with_reference['beliefs']} belief(s) read)")
+    for case, w in work.items():
+        parts = ", ".join(f"{k} {g['positions']} positions in {g['runs']} run(s)" for k, g in w["graphs"].items())
+        ratio = (f"{w['ratio_to_message_pass']:.2f}x one pass over the message" if case == "no_belief" else
+                 f"{w['ratio_to_message_and_draft_passes']:.2f}x one pass over message and draft")
+        print(f"encoder work, {case.replace('_', ' ')}: {w['layer_positions']} token-layers ({parts}): {ratio}, "
+              f"what the wall-clock ratio comes to once every other cost is gone")
     print(f"check_batch with beliefs: {throughput:.0f} checks/s  (target >= 100)")
     print(f"emotion, {args.batch} messages at once: {emotion_rate:.0f}/s  ({pass_rate / emotion_rate:.2f}x one encoder "
           f"pass over as many messages, {pass_rate:.0f}/s)")

@@ -334,6 +334,10 @@ class EmotionDetector:
             out["distress"] = 1 - (1 - out["sadness"]) * (1 - out["anger"]) * (1 - out["fear"])
         return out
 
+    def warmup(self) -> None:
+        """Do the one-off work of a first call (the crisis prototypes' vectors, the first pass of each graph)."""
+        self.predict(["Hello, how are you today?"])
+
     def predict(self, texts: Sequence[str], histories: Sequence[Sequence[str]] | None = None) -> list[EmotionScores]:
         """Scores per message. A long message (and each earlier turn) is read through ``read_window``
         (``truncated=True`` then); crisis cue patterns read all of it."""

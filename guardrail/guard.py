@@ -162,13 +162,18 @@ class Guard:
         return float(getattr(self.detectors.emotion, "sadness_threshold", DEFAULT_SADNESS_THRESHOLD))
 
     def warmup(self) -> "Guard":
-        """Load every model the checks need (outside any latency budget)."""
+        """Load every model the checks need (outside any latency budget), and let a detector that has a
+        ``warmup()`` do its one-off work (the embedded emotion detector: the crisis prototypes' vectors, the
+        first ONNX run), so a user's first check does not pay for it."""
         with self._ready_lock:
             if self._ready:
                 return self
             _ = self.detectors.emotion, self.detectors.stance, self.detectors.beliefs
             if self.index is not None:
                 self.index.prepare()
+            for detector in (self.detectors.emotion, self.detectors.stance):
+                if callable(getattr(detector, "warmup", None)):
+                    detector.warmup()
             self._ready = True
         return self
 

@@ -162,6 +162,19 @@ def test_correcting_draft_and_no_belief_pass(guard):
     assert v.action == "pass" and v.beliefs == [] and "stance" not in v.timings_ms
 
 
+def test_a_check_with_no_belief_runs_one_encoder_pass_over_the_message_and_none_over_the_draft(guard):
+    """One pass per text for every detector (issue 12): the emotion graph also gives the shared encoder's
+    states; the draft is never read when the user states no belief."""
+    from benchmarks.guard_bench import encoder_work
+
+    user = f"{SAD} Could you suggest a gentle evening routine while I grieve?"
+    work = encoder_work(guard, user, "A short walk after dinner and a warm drink can help the evening feel softer.")
+    assert {k: g["runs"] for k, g in work["graphs"].items()} == {"emotion-split": 1}
+    assert work["graphs"]["emotion-split"]["positions"] == len(guard.detectors.emotion.head.tuned().tokenizer(user)["input_ids"])
+    work = encoder_work(guard, USER_AU, ENDORSE_AU)
+    assert work["graphs"]["emotion-split"]["runs"] == 1 and work["graphs"]["judge"]["runs"] >= 1
+
+
 def test_true_belief_agreed_with_passes(guard):
     v = guard.check(f"{SAD} {Q_AU} I think it's Canberra.", "Yes, Canberra is the capital of Australia.")
     assert v.action == "pass" and v.beliefs[0].truth == "true"
