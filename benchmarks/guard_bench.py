@@ -107,42 +107,22 @@ def encoder_work(guard, user: str, draft: str, reference: dict | None = None) ->
     """The transformer work of one uncached check: per ONNX graph, the token positions it ran times the
     layers it runs them through (the emotion stage's split graph runs the shared encoder's six and its own
     tuned top layers again), beside one pass of the shared encoder over the message and over the draft.
-    Counted by wrapping ``InferenceSession.run`` for this one check; a machine-independent floor under the
-    wall-clock ratios."""
-    import onnxruntime as ort
-
+    Machine-independent, unlike the wall-clock ratios, which it explains."""
+    from benchmarks.onnx_work import by_graph, counting_onnx_runs
     from detectors.emotion import EmotionDetector
     from detectors.emotion_encoder import tuned_layers
     from detectors.encoder import get_encoder
 
-    encoder = get_encoder()
-    layers = encoder_layers = 6
+    layers = 6
     tuned = EmotionDetector().head.tuned()
-    split_layers = layers + len(tuned_layers(tuned.folder) or []) if tuned is not None and tuned.split else layers
-    runs: list[tuple[str, int]] = []
-    original = ort.InferenceSession.run
-
-    def counting(session, output_names, feed, *args, **kwargs):  # type: ignore[no-untyped-def]
-        ids = feed.get("input_ids")
-        name = Path(getattr(session, "_model_path", "") or "?").name
-        runs.append((name, int(ids.shape[0] * ids.shape[1]) if ids is not None else 0))
-        return original(session, output_names, feed, *args, **kwargs)
-
+    split = layers + len(tuned_layers(tuned.folder) or []) if tuned is not None and tuned.split else layers
     clear_encoder_cache()
-    ort.InferenceSession.run = counting  # type: ignore[method-assign]
-    try:
+    with counting_onnx_runs() as runs:
         guard.check(user, draft, reference=reference)
-    finally:
-        ort.InferenceSession.run = original  # type: ignore[method-assign]
-    graphs: dict[str, dict[str, int]] = {}
-    for name, positions in runs:
-        kind = name.split("-")[0] + ("-split" if "-split-" in name else "")
-        g = graphs.setdefault(kind, {"runs": 0, "positions": 0, "layer_positions": 0})
-        g["runs"] += 1
-        g["positions"] += positions
-        g["layer_positions"] += positions * (split_layers if kind == "emotion-split" else layers)
-    tokens = [len(encoder.tokenizer(text)["input_ids"]) for text in (user, draft)]
-    unit = {"message": tokens[0] * encoder_layers, "message_and_draft": sum(tokens) * encoder_layers}
+    graphs = by_graph(runs, {"emotion-split": split}, layers)
+    tokenizer = get_encoder().tokenizer
+    tokens = [len(tokenizer(text)["input_ids"]) for text in (user, draft)]
+    unit = {"message": tokens[0] * layers, "message_and_draft": sum(tokens) * layers}
     total = sum(g["layer_positions"] for g in graphs.values())
     return {"graphs": graphs, "layer_positions": total, "unit_layer_positions": unit,
             "ratio_to_message_pass": round(total / unit["message"], 2),

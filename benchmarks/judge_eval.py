@@ -49,9 +49,12 @@ def evaluate_answers(judge: Any, rows: Sequence[dict[str, Any]]) -> dict[str, An
     from benchmarks.judge_command import benchmark_label, item_from_row
     from detectors.judge import JUDGE_LABELS
 
+    from benchmarks.onnx_work import counting_onnx_runs
+
     items = [item_from_row(r) for r in rows]
     started = time.perf_counter()
-    verdicts = judge.judge(items)
+    with counting_onnx_runs() as runs:
+        verdicts = judge.judge(items)
     seconds = time.perf_counter() - started
     gold = [r["label"] for r in rows]
     pred = [v.label for v in verdicts]
@@ -69,6 +72,7 @@ def evaluate_answers(judge: Any, rows: Sequence[dict[str, Any]]) -> dict[str, An
     out["disagreements"] = [{"id": r["id"], "task": r["task"], "gold": g, "predicted": p, "decisive": v.decisive}
                             for r, g, p, v in zip(rows, gold, pred, verdicts) if benchmark_label(g) != benchmark_label(p)]
     out["judge_seconds"] = seconds
+    out["judge_positions"] = sum(positions for _, positions in runs)
     out["truncated"] = sum(v.truncated for v in verdicts)
     return out
 
@@ -98,15 +102,18 @@ def evaluate_conversations(judge: Any, rows: Sequence[dict[str, Any]]) -> dict[s
     return out
 
 
-def encoder_pass_seconds(texts: Sequence[str]) -> float:
-    """One int8 pass of the shared encoder over the same responses (no cache), for the speed ratio."""
+def encoder_pass(texts: Sequence[str]) -> tuple[float, int]:
+    """One int8 pass of the shared encoder over the same responses (no cache), for the speed ratio:
+    (seconds, token positions run)."""
+    from benchmarks.onnx_work import counting_onnx_runs
     from detectors.encoder import SharedEncoder
 
     enc = SharedEncoder(backend="onnx")
     enc.encode(texts[:8], use_cache=False)  # warm up
     started = time.perf_counter()
-    enc.encode(texts, use_cache=False)
-    return time.perf_counter() - started
+    with counting_onnx_runs() as runs:
+        enc.encode(texts, use_cache=False)
+    return time.perf_counter() - started, sum(positions for _, positions in runs)
 
 
 def evaluate(data: Optional[Path] = None, weights: Optional[Path] = None) -> dict[str, Any]:
@@ -123,11 +130,12 @@ def evaluate(data: Optional[Path] = None, weights: Optional[Path] = None) -> dic
     embedded = _read(folder / "embedded_answers.jsonl")
     if embedded:  # real answers of the embedded 135M model, labelled by hand: text no one here wrote
         result["embedded_answers"] = evaluate_answers(judge, embedded)
-    enc_s = encoder_pass_seconds([r["response"] for r in answers])
+    enc_s, enc_positions = encoder_pass([r["response"] for r in answers])
     a = result["answers"]
     result["speed"] = {"answers_per_s": a["n"] / a["judge_seconds"], "encoder_pass_answers_per_s": a["n"] / enc_s,
                        "ratio_to_one_encoder_pass": a["judge_seconds"] / enc_s, "cpu_flags": cpu_flags(),
-                       "cores": os.cpu_count()}
+                       "cores": os.cpu_count(), "judge_positions": a["judge_positions"], "encoder_pass_positions": enc_positions,
+                       "positions_ratio": a["judge_positions"] / max(1, enc_positions)}
     result["targets_met"] = {"overall": a["kappa"] >= KAPPA_OVERALL,
                              "per_task": all(t["kappa"] is not None and t["kappa"] >= KAPPA_TASK for t in a["per_task"].values())}
     return result
@@ -162,6 +170,8 @@ def print_report(r: dict[str, Any]) -> None:
         print("held-out conversations: none yet")
     print(f"speed: {s['answers_per_s']:.1f} answers/s (one int8 encoder pass: {s['encoder_pass_answers_per_s']:.1f}/s, "
           f"ratio {s['ratio_to_one_encoder_pass']:.2f}x) on {s['cores']} cores, flags {s['cpu_flags']}")
+    print(f"  token positions run: judge {s['judge_positions']}, one encoder pass {s['encoder_pass_positions']} "
+          f"({s['positions_ratio']:.2f}x the work, padding included, on any machine)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
