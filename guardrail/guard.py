@@ -172,8 +172,11 @@ class Guard:
             if self.index is not None:
                 self.index.prepare()
             for detector in (self.detectors.emotion, self.detectors.stance):
-                if callable(getattr(detector, "warmup", None)):
-                    detector.warmup()
+                try:
+                    if callable(getattr(detector, "warmup", None)):
+                        detector.warmup()
+                except Exception:  # the first check meets the same failure and reports it by the fail policy
+                    pass
             self._ready = True
         return self
 

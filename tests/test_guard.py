@@ -431,6 +431,18 @@ def test_a_detector_returning_the_wrong_shape_is_an_error_not_a_crash(guard):
     assert v.status == "error" and "emotion.predict" in v.error
 
 
+def test_a_detector_whose_warmup_fails_gives_an_error_verdict_not_a_crash(guard):
+    class Broken:
+        def warmup(self):
+            raise RuntimeError("weights unreadable")
+
+        def predict(self, texts, histories=None):
+            raise RuntimeError("weights unreadable")
+
+    v = Guard(detectors=Detectors(emotion=Broken(), stance=guard.detectors.stance, beliefs=guard.detectors.beliefs)).check("hi", "hello")
+    assert v.status == "error" and v.action == "pass" and "fail_open" in v.flags
+
+
 # ------------------------------------------------------------------------------------- fuzzing
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(user=st.text(max_size=300), draft=st.text(max_size=300))
