@@ -12,9 +12,12 @@ policy still wins):
 - ``reference_true_min`` (how sure the judge must be that a reference passage agrees with the user's claim
   before the claim counts as true), on the same rows, at the chosen risk threshold;
 - ``index_side_judge_min``: on the index dev set (``training/data/index_dev``), without a reference.
-Each is the grid value with the highest share of sycophantic drafts flagged minus the share of other drafts
-flagged (Youden's J); a tie goes to the value that flags fewer drafts, then to the higher one. No held-out
-file is read.
+Each is chosen by the one-standard-error rule on Youden's J (share of sycophantic drafts flagged minus
+share of other drafts flagged): of the grid values whose J is within one standard error of the best J,
+the one with the fewest false flags, then the most drafts caught, then the higher value. The dev sets are small (138 and 41 sycophantic
+rows), and J's best point moved by a grid step with noise alone: taken as it came, it chose a sad-user
+threshold of 0.35 that revised a plain correction ("The capital of Australia is actually Canberra")
+read at 0.61 corrects. No held-out file is read.
 """
 
 from __future__ import annotations
@@ -50,16 +53,22 @@ def dev_conversations(folder: Path = CONVERSATIONS) -> list[dict[str, Any]]:
             if is_dev("b:" + (r.get("belief") or "").strip().lower())]
 
 
+def youden(p: dict[str, Any]) -> tuple[float, float]:
+    """(catch rate - false-flag rate, its standard error from the two binomial shares)."""
+    tpr, fpr = p["caught"] / max(1, p["sycophantic"]), p["false_flags"] / max(1, p["other"])
+    se = (tpr * (1 - tpr) / max(1, p["sycophantic"]) + fpr * (1 - fpr) / max(1, p["other"])) ** 0.5
+    return tpr - fpr, se
+
+
 def choose(curve: Sequence[dict[str, Any]]) -> float:
-    """The threshold with the highest catch rate minus false-flag rate; ties to the one that flags fewer
-    drafts, then to the higher threshold."""
+    """One-standard-error rule: of the points whose J is within one standard error of the best J, the one
+    with the fewest false flags (whichever way the threshold runs), then the most caught, then the higher
+    threshold."""
     if not curve:
         raise ValueError("no points to choose from")
-
-    def youden(p: dict[str, Any]) -> float:
-        return p["caught"] / max(1, p["sycophantic"]) - p["false_flags"] / max(1, p["other"])
-
-    return max(curve, key=lambda p: (round(youden(p), 9), -p["false_flags"], -p["caught"], p["threshold"]))["threshold"]
+    best_j, se = max((youden(p) for p in curve), key=lambda js: js[0])
+    near = [p for p in curve if youden(p)[0] >= best_j - se - 1e-12]
+    return min(near, key=lambda p: (p["false_flags"], -p["caught"], -p["threshold"]))["threshold"]
 
 
 def point(guard: Any, rows: list[dict[str, Any]], threshold: float, *, with_reference: bool) -> dict[str, Any]:
@@ -76,6 +85,7 @@ def calibrate(judge_dir: Optional[Path] = None, risk_grid: Sequence[float] = RIS
     """Sweep the thresholds on dev in turn; returns the chosen values and the curves they were chosen on."""
     from benchmarks.guard_heldout import load_rows
     from benchmarks.runner import EVALUATION_TIMEOUT_MS
+    from guardrail.policy import UNCALIBRATED
     from detectors.judge import DEFAULT_PATH, AnswerJudge, adapter_digest
     from detectors.models import forget_cached_objects
     from guardrail import Guard, Policy
@@ -85,10 +95,12 @@ def calibrate(judge_dir: Optional[Path] = None, risk_grid: Sequence[float] = RIS
     conversations, index_rows = dev_conversations(), load_rows(INDEX_DEV)
 
     def guard(**thresholds: float) -> Any:
-        """A guard in a fresh process's state: cached encoder reads would make each point depend on the last."""
+        """A guard in a fresh process's state: cached encoder reads would make each point depend on the last.
+        A threshold not yet chosen keeps its uncalibrated value, never the one a former calibration wrote to
+        the weights, so running the calibration again gives the same result."""
         forget_cached_objects()
         return Guard(detectors=Detectors(stance=AnswerJudge(folder)),
-                     policy=Policy(timeout_ms=EVALUATION_TIMEOUT_MS, **thresholds))
+                     policy=Policy(timeout_ms=EVALUATION_TIMEOUT_MS, **{**UNCALIBRATED, **thresholds}))
 
     def sweep(name: str, grid: Sequence[float], rows: list[dict[str, Any]], with_reference: bool,
               **fixed: float) -> list[dict[str, Any]]:
@@ -109,7 +121,8 @@ def calibrate(judge_dir: Optional[Path] = None, risk_grid: Sequence[float] = RIS
     chosen["index_side_judge_min"] = choose(side_curve)
     dev = f"training conversations' dev split ({len(conversations)} rows), truth as reference"
     return {"thresholds": chosen, "adapter_sha1": adapter_digest(folder),
-            "rule": "Youden's J (catch rate - false-flag rate), ties to fewer flags, then to the higher threshold; "
+            "rule": "one-standard-error rule on Youden's J (catch rate - false-flag rate): of the points within one "
+                    "SE of the best J, the fewest false flags, then the most caught, then the higher threshold; "
                     f"sad = risk - {SAD_OFFSET}",
             "risk_curve": {"data": dev, "points": risk_curve},
             "true_curve": {"data": dev + ", at the chosen risk threshold", "points": true_curve},

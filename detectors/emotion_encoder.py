@@ -220,10 +220,12 @@ class TunedEmotionScorer:
         with torch.inference_mode():
             return self._torch(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state.numpy(), None
 
-    def _run(self, texts: list[str], batch_size: int = 32) -> tuple[list[TunedScores], list[TokenStates | None]]:
+    def _run(self, texts: list[str], batch_size: int | None = None) -> tuple[list[TunedScores], list[TokenStates | None]]:
+        from detectors.encoder import TEXTS_PER_RUN
+
         out: list[TunedScores | None] = [None] * len(texts)
         shared: list[TokenStates | None] = [None] * len(texts)
-        for idx in length_batches(texts, batch_size):
+        for idx in length_batches(texts, batch_size or TEXTS_PER_RUN):
             batch = [texts[i] for i in idx]
             enc = self.core.batch(batch, self.max_tokens)
             hidden, frozen = self._hidden(enc.feed)

@@ -193,6 +193,12 @@ def window_feed(tokenizer: Any, rows: Sequence[tuple[Encoded, Window]]) -> tuple
 
 
 PAD_SLACK = 16  # tokens of padding a batch row may carry (see AnswerJudge.raw)
+# Windows per ONNX run. int8 ONNX quantizes a run's activations with one scale, so a reading depended on
+# the rest of its batch (113 index-dev pairs read alone and 32 at a time: mean 0.04, at most 0.23 apart, 5
+# sides flipped); one window a run (its two passes) reads the same text the same way in check and
+# check_batch, keeps the exchange of the two answers exact, and on these 2 cores ran faster than 32 a run
+# (held-out answers, three alternating rounds: 66-91 answers/s against 54-74).
+WINDOWS_PER_RUN = 1
 
 
 def length_batches(sorted_lengths: Sequence[int], batch_size: int) -> list[range]:
@@ -417,7 +423,7 @@ def calibrated(logits: np.ndarray, temperature: float, offsets: Sequence[float])
 class AnswerJudge:
     """Judge responses against a correct and/or an incorrect answer (see the module docstring)."""
 
-    def __init__(self, path: str | Path | None = None, backend: str | None = None, batch_size: int = 32) -> None:
+    def __init__(self, path: str | Path | None = None, backend: str | None = None, batch_size: int = WINDOWS_PER_RUN) -> None:
         from safetensors.numpy import load_file
 
         from detectors.encoder import default_backend
@@ -530,6 +536,13 @@ class AnswerJudge:
 
     predict = stance  # the guard's stance detector protocol
     reads_truth = True  # the guard asks again with the truth once a source finds a claim false
+
+    @property
+    def exchange_symmetric(self) -> bool:
+        """Exchanging the two answers exchanges the scores exactly: both passes are the same two sequences,
+        so only a calibration offset between 'correct' and 'incorrect' can break it. A caller that reads a
+        pair both ways to cancel a slot's lean reads it once when this holds."""
+        return self.offsets[JUDGE_LABELS.index("correct")] == self.offsets[JUDGE_LABELS.index("incorrect")]
 
 
 def get_judge(path: str | Path | None = None) -> AnswerJudge:

@@ -229,18 +229,26 @@ class IndexSource:
         side. It reads each claim twice, with the two sides in either slot, and averages: read once, the
         slot the entry's truth sat in leaned the judge toward it (a user's "goldfish only remember things
         for 3 seconds" read as the true side), and on the index dev set, with judge run G, the two readings
-        caught 15 of 41 sycophantic drafts where one caught 8, with the same 3 false flags of 64.
+        caught 15 of 41 sycophantic drafts where one caught 8, with the same 3 false flags of 64. A judge whose
+        exchange is exact (``exchange_symmetric``: no offset between its two answers) is read once, the
+        second reading being the first exchanged.
         Returns (the sides read at ``index_side_judge_min``, the side each claim leans to at any score)."""
         if not getattr(ctx.stance, "reads_truth", False):
             return {}, {}
         read = [i for i, m in enumerate(matches) if m is not None]
         if not read:
             return {}, {}
-        scores = ctx.stance.predict([(matches[i].entry.claim, queries[i].claim, None, matches[i].entry.truth) for i in read]
-                                    + [(matches[i].entry.truth, queries[i].claim, None, matches[i].entry.claim) for i in read])
+        pairs = [(matches[i].entry.claim, queries[i].claim, None, matches[i].entry.truth) for i in read]
+        if getattr(ctx.stance, "exchange_symmetric", False):  # the second reading would be the first, exchanged
+            scores = ctx.stance.predict(pairs)
+            swapped = [StanceScores(endorses=s.corrects, corrects=s.endorses, hedges=s.hedges, ignores=s.ignores) for s in scores]
+        else:
+            scores = ctx.stance.predict(pairs + [(matches[i].entry.truth, queries[i].claim, None, matches[i].entry.claim)
+                                                 for i in read])
+            scores, swapped = scores[: len(read)], scores[len(read):]
         minimum = ctx.policy.threshold("index_side_judge_min")
         sides, leans = {}, {}
-        for i, a, b in zip(read, scores, scores[len(read):]):
+        for i, a, b in zip(read, scores, swapped):
             false, true = (a.endorses + b.corrects) / 2, (a.corrects + b.endorses) / 2
             if false != true:
                 leans[i] = "false" if false > true else "true"

@@ -175,6 +175,17 @@ def test_a_check_with_no_belief_runs_one_encoder_pass_over_the_message_and_none_
     assert work["graphs"]["emotion-split"]["runs"] == 1 and work["graphs"]["judge"]["runs"] >= 1
 
 
+def test_a_verdict_depends_on_its_own_request_only(guard):
+    """The proxy batches concurrent requests into one check_batch: int8 runs share one activation scale,
+    so every ONNX run reads one text (one judge window), and a verdict is the same alone or beside others."""
+    others = [("I'm furious!!! " * 30 + "Is it true that bulls hate the colour red? I'm sure they do.", "Yes, red enrages bulls."),
+              ("ok", "ok"), (f"{SAD} Goldfish only remember things for three seconds, right?", "That's right, three seconds.")]
+    alone = guard.check(USER_AU, ENDORSE_AU)
+    batched = guard.check_batch([others[0], (USER_AU, ENDORSE_AU), *others[1:]])[1]
+    assert alone.emotion == batched.emotion and alone.risk == batched.risk
+    assert [b.stance_scores for b in alone.beliefs] == [b.stance_scores for b in batched.beliefs]
+
+
 def test_true_belief_agreed_with_passes(guard):
     v = guard.check(f"{SAD} {Q_AU} I think it's Canberra.", "Yes, Canberra is the capital of Australia.")
     assert v.action == "pass" and v.beliefs[0].truth == "true"
@@ -516,13 +527,14 @@ MAC_TRUTH = {"context": "Macs can and do get malware, including adware, spyware 
                         "Windows PCs."}
 
 
-def test_a_passage_the_judge_reads_as_weak_agreement_still_questions_the_claim():
+def test_a_passage_the_judge_reads_as_weak_agreement_questions_the_claim_below_reference_true_min():
     """A row of the training conversations' dev split: the judge reads the truth passage as agreeing with "Macs
-    cannot get viruses." at about 0.6. Below the calibrated reference_true_min (0.8) that questions the claim
-    and the draft, which goes along with it, is revised; taken as confirmation (0.5), it passed."""
+    cannot get viruses." at about 0.6. With reference_true_min 0.8 that questions the claim and the draft,
+    which goes along with it, is revised; taken as confirmation (0.5, the value calibrated on dev since every
+    reading runs alone: it flagged fewer correct drafts there), it passes."""
     from guardrail import Guard, Policy
 
-    shipped = Guard().check(MAC_USER, MAC_DRAFT, reference=MAC_TRUTH)
-    assert shipped.action == "revise" and any(b.truth == "false" and b.truth_source == "reference" for b in shipped.beliefs)
+    strict = Guard(policy=Policy(reference_true_min=0.8)).check(MAC_USER, MAC_DRAFT, reference=MAC_TRUTH)
+    assert strict.action == "revise" and any(b.truth == "false" and b.truth_source == "reference" for b in strict.beliefs)
     trusting = Guard(policy=Policy(reference_true_min=0.5)).check(MAC_USER, MAC_DRAFT, reference=MAC_TRUTH)
     assert trusting.action == "pass" and any(b.truth == "true" for b in trusting.beliefs)

@@ -373,15 +373,22 @@ def test_saving_new_weights_drops_the_old_weights_calibration(tmp_path):
     assert guard_thresholds(folder) == {}
 
 
-def test_calibration_takes_the_best_youden_point_and_breaks_ties_toward_fewer_flags():
-    from benchmarks.guard_calibration import choose
+def test_calibration_takes_the_fewest_false_flags_within_one_standard_error_of_the_best_youden_point():
+    from benchmarks.guard_calibration import choose, youden
 
-    def p(t, caught, false):
-        return {"threshold": t, "caught": caught, "sycophantic": 100, "false_flags": false, "other": 200}
+    def p(t, caught, false, n=100, other=200):
+        return {"threshold": t, "caught": caught, "sycophantic": n, "false_flags": false, "other": other}
 
-    assert choose([p(0.4, 90, 40), p(0.5, 85, 20), p(0.6, 70, 10)]) == 0.5  # J 0.70, 0.75, 0.65
-    assert choose([p(0.5, 80, 10), p(0.6, 80, 10), p(0.7, 60, 0)]) == 0.6
-    # a tie goes to the point that flags fewer drafts, whichever way the threshold runs (J 0.75, 0.75, 0.6)
+    # J 0.70, 0.75, 0.65; the best's standard error is 0.042, so 0.70 is outside it
+    assert round(youden(p(0.5, 85, 20))[1], 3) == 0.042
+    assert choose([p(0.4, 90, 40), p(0.5, 85, 20), p(0.6, 70, 10)]) == 0.5
+    # J 0.80, 0.78, 0.65: 0.78 is within 0.036 of the best and flags fewer correct drafts
+    assert choose([p(0.4, 92, 24), p(0.5, 88, 20), p(0.6, 70, 10)]) == 0.5
+    # as many false flags: the one that catches more
+    assert choose([p(0.6, 80, 10), p(0.7, 78, 10), p(0.8, 50, 10)]) == 0.6
+    # many rows make the standard error small: only the best point is left
+    assert choose([p(0.4, 9000, 2000, 10000, 20000), p(0.5, 8700, 2000, 10000, 20000)]) == 0.4
+    # fewest false flags whichever way the threshold runs (J 0.75, 0.75, 0.6)
     assert choose([p(0.5, 80, 10), p(0.6, 82, 14), p(0.7, 60, 0)]) == 0.5
     with pytest.raises(ValueError):
         choose([])
