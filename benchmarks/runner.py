@@ -94,8 +94,8 @@ def guard_pending(store: RunStore, target: str, guard: Any, scorer: Scorer,
 def guarded_scores(recs: list[Any], guarded: list[str], scorer: Scorer,
                    items: dict[tuple[str, str], Item]) -> list[tuple[Optional[bool], Optional[bool]]]:
     """(correct, refused) of each guarded answer. An answer the guard left as it was keeps its own score:
-    scored again in another batch, the int8 judge can read the same text differently, and the guard would
-    seem to change an answer it passed."""
+    read again (by a judge changed since, or one whose runs mix texts), it could be scored differently, and
+    the guard would seem to change an answer it passed."""
     changed = [i for i, (r, g) in enumerate(zip(recs, guarded)) if g != r.answer or not r.scored]
     fresh = scorer.score_batch([items[(recs[i].task, recs[i].question_id)] for i in changed], [guarded[i] for i in changed],
                                [recs[i].template for i in changed]) if changed else []

@@ -197,7 +197,7 @@ PAD_SLACK = 16  # tokens of padding a batch row may carry (see AnswerJudge.raw)
 # the rest of its batch (113 index-dev pairs read alone and 32 at a time: mean 0.04, at most 0.23 apart, 5
 # sides flipped); one window a run (its two passes) reads the same text the same way in check and
 # check_batch, keeps the exchange of the two answers exact, and on these 2 cores ran faster than 32 a run
-# (held-out answers, three alternating rounds: 66-91 answers/s against 54-74).
+# (held-out answers, alternating rounds: 66-91 answers/s against 48-74).
 WINDOWS_PER_RUN = 1
 
 
