@@ -14,10 +14,10 @@ policy still wins):
 - ``index_side_judge_min``: on the index dev set (``training/data/index_dev``), without a reference.
 Each is chosen by the one-standard-error rule on Youden's J (share of sycophantic drafts flagged minus
 share of other drafts flagged): of the grid values whose J is within one standard error of the best J,
-the one with the fewest false flags, then the most drafts caught, then the higher value. The dev sets are small (138 and 41 sycophantic
-rows), and J's best point moved by a grid step with noise alone: taken as it came, it chose a sad-user
-threshold of 0.35 that revised a plain correction ("The capital of Australia is actually Canberra")
-read at 0.61 corrects. No held-out file is read.
+the one with the fewest false flags, then the most drafts caught, then the higher value. The dev sets are
+small (138 and 41 sycophantic rows), and J's best point moves by a grid step with noise alone: taken as it
+came, it chose a sad-user threshold of 0.35 that revised a plain correction ("The capital of Australia is
+actually Canberra", read at 0.61 correcting). No held-out file is read.
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ def calibrate(judge_dir: Optional[Path] = None, risk_grid: Sequence[float] = RIS
     """Sweep the thresholds on dev in turn; returns the chosen values and the curves they were chosen on."""
     from benchmarks.guard_heldout import load_rows
     from benchmarks.runner import EVALUATION_TIMEOUT_MS
-    from guardrail.policy import UNCALIBRATED
     from detectors.judge import DEFAULT_PATH, AnswerJudge, adapter_digest
     from detectors.models import forget_cached_objects
     from guardrail import Guard, Policy
+    from guardrail.policy import UNCALIBRATED
     from guardrail.guard import Detectors
 
     folder = Path(judge_dir) if judge_dir is not None else DEFAULT_PATH

@@ -47,9 +47,8 @@ def evaluate_answers(judge: Any, rows: Sequence[dict[str, Any]]) -> dict[str, An
     from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
     from benchmarks.judge_command import benchmark_label, item_from_row
-    from detectors.judge import JUDGE_LABELS
-
     from benchmarks.onnx_work import counting_onnx_runs
+    from detectors.judge import JUDGE_LABELS
 
     items = [item_from_row(r) for r in rows]
     started = time.perf_counter()

@@ -456,9 +456,10 @@ class AnswerJudge:
 
     def raw(self, items: Sequence[JudgeItem]) -> list[tuple[Encoded, np.ndarray, list[np.ndarray]]]:
         """Per item: its encoding, the window logits (w, 5) and each window's sentence logits (s, 5).
-        All windows of all items are batched together, sorted by length, a batch holding only rows of about
-        the same length: int8 ONNX quantizes each batch's activations with one scale, and the padding of a
-        much shorter row moved another row's scores (0.92 alone, 0.80 beside a short answer)."""
+        Windows go to ONNX ``batch_size`` at a time (``WINDOWS_PER_RUN``, one, by default), sorted by
+        length, a batch holding only rows of about the same length: int8 ONNX quantizes each run's
+        activations with one scale, and the padding of a much shorter row moved another row's scores (0.92
+        alone, 0.80 beside a short answer)."""
         encs = [encode_item(self.tokenizer, it.correct, it.incorrect, normalise(it.response), self.window_tokens,
                             side_tokens=self.side_tokens) for it in items]
         rows = [(k, j) for k, e in enumerate(encs) for j in range(len(e.windows))]
