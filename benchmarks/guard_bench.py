@@ -109,11 +109,12 @@ def encoder_work(guard, user: str, draft: str, reference: dict | None = None) ->
     tuned top layers again), beside one pass of the shared encoder over the message and over the draft.
     Machine-independent, unlike the wall-clock ratios, which it explains."""
     from benchmarks.onnx_work import by_graph, counting_onnx_runs
+    from detectors import models
     from detectors.emotion import EmotionDetector
     from detectors.emotion_encoder import tuned_layers
     from detectors.encoder import get_encoder
 
-    layers = 6
+    layers = int(json.loads((Path(models.encoder_path(None)) / "config.json").read_text())["num_hidden_layers"])
     tuned = EmotionDetector().head.tuned()
     split = layers + len(tuned_layers(tuned.folder) or []) if tuned is not None and tuned.split else layers
     clear_encoder_cache()

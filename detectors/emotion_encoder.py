@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from detectors import models
-from detectors.encoder import TokenStates, span_tokens
+from detectors.encoder import TEXTS_PER_RUN, TokenStates, span_tokens
 from detectors.text import first_and_last, sentence_spans
 from detectors.tokens import load_core
 
@@ -220,12 +220,10 @@ class TunedEmotionScorer:
         with torch.inference_mode():
             return self._torch(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state.numpy(), None
 
-    def _run(self, texts: list[str], batch_size: int | None = None) -> tuple[list[TunedScores], list[TokenStates | None]]:
-        from detectors.encoder import TEXTS_PER_RUN
-
+    def _run(self, texts: list[str], batch_size: int = TEXTS_PER_RUN) -> tuple[list[TunedScores], list[TokenStates | None]]:
         out: list[TunedScores | None] = [None] * len(texts)
         shared: list[TokenStates | None] = [None] * len(texts)
-        for idx in length_batches(texts, batch_size or TEXTS_PER_RUN):
+        for idx in length_batches(texts, batch_size):
             batch = [texts[i] for i in idx]
             enc = self.core.batch(batch, self.max_tokens)
             hidden, frozen = self._hidden(enc.feed)

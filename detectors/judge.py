@@ -541,9 +541,11 @@ class AnswerJudge:
     @property
     def exchange_symmetric(self) -> bool:
         """Exchanging the two answers exchanges the scores exactly: both passes are the same two sequences,
-        so only a calibration offset between 'correct' and 'incorrect' can break it. A caller that reads a
-        pair both ways to cancel a slot's lean reads it once when this holds."""
-        return self.offsets[JUDGE_LABELS.index("correct")] == self.offsets[JUDGE_LABELS.index("incorrect")]
+        so only a calibration offset between 'correct' and 'incorrect', or other windows sharing the run's
+        int8 scale, can break it. A caller that reads a pair both ways to cancel a slot's lean reads it once
+        when this holds."""
+        same_offsets = self.offsets[JUDGE_LABELS.index("correct")] == self.offsets[JUDGE_LABELS.index("incorrect")]
+        return same_offsets and self.batch_size == 1
 
 
 def get_judge(path: str | Path | None = None) -> AnswerJudge:

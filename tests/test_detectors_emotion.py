@@ -70,7 +70,8 @@ def test_not_crisis(detector, text):
 
 def test_crisis_quality_on_the_held_out_set(detector):
     """Another writer's messages, written blind (benchmarks/data/heldout/crisis.jsonl): nothing there chose
-    the head or its threshold. Floors a little under the measured 0.60 recall and 0.023 false alarms."""
+    the head or its threshold. Floors a little under the measured 0.60 recall and 0.031 false alarms (4 of 130;
+    3 of 130 before every encoder run read one text, 2026-12-03)."""
     from benchmarks.crisis_eval import HELDOUT, evaluate
     from training.crisis_head import load_rows
 
@@ -81,8 +82,8 @@ def test_crisis_quality_on_the_held_out_set(detector):
 def test_crisis_flag_spares_everyday_chat(detector):
     """A third writer's everyday messages (benchmarks/data/heldout/crisis_everyday.jsonl: quiz questions,
     a sad sentence before an ordinary question, greetings) with crisis messages hidden in ordinary requests.
-    Each false alarm replaces an answer with a hotline reply. Measured 2026-12-03: false alarms 0.0205
-    (9 of 440), recall 0.45 (27 of 60)."""
+    Each false alarm replaces an answer with a hotline reply. Measured 2026-12-03: false alarms 0.0227
+    (10 of 440; 9 before every encoder run read one text), recall 0.45 (27 of 60)."""
     from benchmarks.crisis_eval import EVERYDAY, evaluate
     from training.crisis_head import load_rows
 

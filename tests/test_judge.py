@@ -392,3 +392,14 @@ def test_calibration_takes_the_fewest_false_flags_within_one_standard_error_of_t
     assert choose([p(0.5, 80, 10), p(0.6, 82, 14), p(0.7, 60, 0)]) == 0.5
     with pytest.raises(ValueError):
         choose([])
+
+
+def test_exchanging_the_answers_exchanges_the_scores_exactly_when_each_window_runs_alone(judge):
+    """The premise of reading an index side once (guardrail/truth.py:_sides_by_judge): with one window per
+    ONNX run and no offset between the answers, the exchanged reading is the first one exchanged."""
+    assert judge.exchange_symmetric
+    claim, truth = "Eating sugar makes children hyperactive.", "Controlled studies show sugar does not make children hyperactive."
+    said = "Sugar makes kids bounce off the walls, everyone knows it."
+    a, b = judge.predict([(claim, said, None, truth), (truth, said, None, claim), ("x", "y")])[:2]
+    assert (a.endorses, a.corrects, a.hedges, a.ignores) == (b.corrects, b.endorses, b.hedges, b.ignores)
+    assert not AnswerJudge(batch_size=32).exchange_symmetric  # other windows share a run's int8 scale
